@@ -4,6 +4,6 @@ export { implement, serveService, type HandlerContext, type Implementation, type
 export { BusError, ERROR_STATUS, isErrorCode, type ErrorCode } from './errors.js';
 export { STREAMS, ensureStreams } from './streams.js';
 export { discoverServices } from './discovery.js';
-export { groupSubject, methodSubject, endpointName } from './subjects.js';
+export { groupSubject, methodSubject, endpointName, ownerToken } from './subjects.js';
 export { injectTraceHeaders, extractTraceContext } from './trace.js';
 export { busMetrics, type BusMetrics } from './metrics.js';

@@ -6,6 +6,11 @@ function snake(name: string): string {
   return name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
 }
 
+/** A service name as a subject token: github-sync → github_sync, like its proto package. */
+export function ownerToken(serviceName: string): string {
+  return serviceName.replace(/-/g, '_');
+}
+
 /**
  * The subject prefix of a proto service: `runnerhub.identity.v1.Auth` is
  * served at `identity.v1.auth`. Contracts every service implements (Health)

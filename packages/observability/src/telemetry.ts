@@ -1,0 +1,126 @@
+import { createRequire, register, syncBuiltinESMExports } from 'node:module';
+import { FastifyOtelInstrumentation } from '@fastify/otel';
+import { context, propagation, trace, type Tracer } from '@opentelemetry/api';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
+import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
+import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
+import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { createAddHookMessageChannel } from 'import-in-the-middle';
+
+export interface Telemetry {
+  tracer: Tracer;
+  shutdown(): Promise<void>;
+  fastifyPlugin(): unknown;
+}
+
+export interface TelemetryOptions {
+  service: string;
+  version: string;
+  otlpEndpoint?: string;
+}
+
+const require = createRequire(import.meta.url);
+
+let running = false;
+let loaderHookTried = false;
+let loaderHookAcknowledged: (() => Promise<void>) | undefined;
+
+// ESM imports bypass require-in-the-middle, so instrumentations only see `import pg from 'pg'`
+// through import-in-the-middle's loader hook. The message channel limits wrapping to the
+// modules an instrumentation asked for; a process can register the hook only once.
+function registerLoaderHook(): void {
+  if (loaderHookTried) return;
+  loaderHookTried = true;
+  const { registerOptions, waitForAllMessagesAcknowledged } = createAddHookMessageChannel();
+  try {
+    register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
+    loaderHookAcknowledged = waitForAllMessagesAcknowledged;
+  } catch (err) {
+    // Jest's ESM sandbox, for one, refuses module.register(); spans from the API still work there.
+    process.emitWarning(
+      `ES module instrumentation is off (${(err as Error).message.split('\n', 1)[0]})`,
+      'TelemetryWarning',
+    );
+  }
+}
+
+function noopFastifyPlugin(_app: unknown, _opts: unknown, done: () => void): void {
+  done();
+}
+Object.assign(noopFastifyPlugin, { [Symbol.for('skip-override')]: true });
+
+export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry> {
+  // OTEL_SDK_DISABLED is the standard OpenTelemetry switch for turning tracing off.
+  if (process.env.OTEL_SDK_DISABLED === 'true') {
+    return {
+      tracer: trace.getTracer(opts.service, opts.version),
+      shutdown: async () => {},
+      fastifyPlugin: () => noopFastifyPlugin,
+    };
+  }
+  if (running) {
+    throw new Error('startTelemetry: telemetry is already running in this process; shut it down first');
+  }
+  running = true;
+
+  const provider = new NodeTracerProvider({
+    resource: defaultResource().merge(
+      resourceFromAttributes({ [ATTR_SERVICE_NAME]: opts.service, [ATTR_SERVICE_VERSION]: opts.version }),
+    ),
+    spanProcessors: opts.otlpEndpoint
+      ? [
+          new BatchSpanProcessor(new OTLPTraceExporter({ url: `${opts.otlpEndpoint.replace(/\/+$/, '')}/v1/traces` }), {
+            scheduledDelayMillis: 500,
+          }),
+        ]
+      : [],
+  });
+  // The default context manager is AsyncLocalStorage; the propagator is spelled out so that
+  // OTEL_PROPAGATORS cannot silently change what travels in NATS headers.
+  provider.register({
+    propagator: new CompositePropagator({
+      propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+    }),
+  });
+
+  registerLoaderHook();
+  const fastifyOtel = new FastifyOtelInstrumentation();
+  const unregisterInstrumentations = registerInstrumentations({
+    tracerProvider: provider,
+    instrumentations: [
+      // Prometheus scrapes would otherwise produce a trace every few seconds.
+      new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => req.url?.split('?', 1)[0] === '/metrics' }),
+      new PgInstrumentation(),
+      new IORedisInstrumentation(),
+      fastifyOtel,
+    ],
+  });
+  await loaderHookAcknowledged?.();
+  // instrumentation-http patches http only once, through whichever of require or import loads it
+  // first; patch it now through require and copy the result into the builtin ES module namespaces,
+  // so that `import { request } from 'node:http'` is traced however the service loads it.
+  require('node:http');
+  require('node:https');
+  syncBuiltinESMExports();
+
+  let stopped: Promise<void> | undefined;
+  return {
+    tracer: provider.getTracer(opts.service, opts.version),
+    fastifyPlugin: () => fastifyOtel.plugin(),
+    shutdown: () =>
+      (stopped ??= (async () => {
+        unregisterInstrumentations();
+        syncBuiltinESMExports();
+        await provider.shutdown();
+        trace.disable();
+        context.disable();
+        propagation.disable();
+        running = false;
+      })()),
+  };
+}

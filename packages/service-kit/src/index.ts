@@ -1,0 +1,3 @@
+export { commonEnv, type CommonEnv } from './env.js';
+export { checkHealth, type DependencyCheck } from './health.js';
+export { runService, startService, type RunningService, type ServiceDefinition, type ServiceRuntime, type StartedService } from './runtime.js';

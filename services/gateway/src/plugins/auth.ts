@@ -1,0 +1,73 @@
+import fastifyJwt from '@fastify/jwt';
+import fp from 'fastify-plugin';
+import type { FastifyRequest } from 'fastify';
+import { BusError } from '@runnerhub/bus';
+import type { VerificationKeys } from './keys.js';
+
+export interface Caller {
+  userUid: string;
+  organizationUid: string;
+  role: string;
+  username: string;
+  sessionId: string;
+  clientAddress: string;
+}
+
+interface AccessTokenPayload {
+  sub: string;
+  org: string;
+  role: string;
+  username: string;
+  sid: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller?: Caller;
+  }
+  interface FastifyInstance {
+    authenticate(request: FastifyRequest): Promise<void>;
+  }
+}
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    payload: AccessTokenPayload;
+    user: AccessTokenPayload;
+  }
+}
+
+const JWT_ERRORS: Record<string, BusError> = {
+  FST_JWT_NO_AUTHORIZATION_IN_HEADER: new BusError('AUTH_REQUIRED', 'authentication required: send Authorization: Bearer <token>'),
+  FST_JWT_AUTHORIZATION_TOKEN_EXPIRED: new BusError('AUTH_EXPIRED', 'the access token has expired'),
+};
+
+/** Verifies bearer tokens with identity's public keys; only verification, never signing. */
+export const authPlugin = fp(async (app, options: { keys: VerificationKeys }) => {
+  const { keys } = options;
+  await keys.fetch().catch(() => undefined);
+  await app.register(fastifyJwt, {
+    secret: (async (_request: FastifyRequest, token: { header: { kid?: string } }) => keys.publicKey(token.header.kid)) as never,
+    decode: { complete: true },
+    verify: { algorithms: ['EdDSA'] },
+  });
+
+  app.decorate('authenticate', async (request: FastifyRequest) => {
+    let payload: AccessTokenPayload;
+    try {
+      payload = await request.jwtVerify<AccessTokenPayload>({ allowedIss: keys.issuer || undefined, allowedAud: keys.audience || undefined } as never);
+    } catch (error) {
+      if (error instanceof BusError) throw error;
+      const code = (error as { code?: string }).code ?? '';
+      throw JWT_ERRORS[code] ?? new BusError('AUTH_INVALID', 'the access token is invalid');
+    }
+    request.caller = {
+      userUid: payload.sub,
+      organizationUid: payload.org,
+      role: payload.role,
+      username: payload.username,
+      sessionId: payload.sid,
+      clientAddress: request.ip,
+    };
+  });
+});

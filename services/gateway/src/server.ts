@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { Redis } from 'ioredis';
+import type { Bus } from '@runnerhub/bus';
+import { createHttpMetrics, type Logger, type Telemetry } from '@runnerhub/observability';
+import { authRoutes } from './dialects/auth.js';
+import { ServiceDirectory } from './health/directory.js';
+import { healthRoutes } from './health/routes.js';
+import { authPlugin } from './plugins/auth.js';
+import { errorsPlugin } from './plugins/errors.js';
+import { VerificationKeys } from './plugins/keys.js';
+
+export interface GatewayDependencies {
+  bus: Bus;
+  redis: Redis;
+  logger: Logger;
+  registry: Registry;
+  telemetry: Telemetry;
+  directory: ServiceDirectory;
+  version: string;
+  bodyLimit: number;
+  trustProxy: boolean;
+  redisTimeoutMs: number;
+}
+
+/** The HTTP edge: plugins for errors, auth and metrics, then one route module per concern. */
+export async function buildGateway(deps: GatewayDependencies): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: deps.bodyLimit,
+    trustProxy: deps.trustProxy,
+    genReqId: (request) => (typeof request.headers['x-request-id'] === 'string' ? request.headers['x-request-id'] : randomUUID()),
+  });
+  await app.register(deps.telemetry.fastifyPlugin() as never);
+  await app.register(errorsPlugin);
+
+  const httpMetrics = createHttpMetrics(deps.registry);
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    httpMetrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    httpMetrics.duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', deps.registry.contentType);
+    return deps.registry.metrics();
+  });
+
+  await app.register(authPlugin, { keys: new VerificationKeys(deps.bus) });
+  await app.register(healthRoutes, { bus: deps.bus, redis: deps.redis, directory: deps.directory, version: deps.version, redisTimeoutMs: deps.redisTimeoutMs });
+  await app.register(authRoutes, { bus: deps.bus });
+  return app;
+}

@@ -1,0 +1,44 @@
+import type { ConfigOf } from '@runnerhub/config';
+import { SecretBox } from '@runnerhub/secrets';
+import type { ServiceRuntime, StartedService } from '@runnerhub/service-kit';
+import { createDatabase } from './adapters/database.js';
+import type { identityEnv } from './config.js';
+import { Accounts } from './domain/accounts.js';
+import { PasswordHasher } from './domain/passwords.js';
+import { TokenIssuer } from './domain/tokens.js';
+import { identityHandlers } from './handlers/bus.js';
+
+export type IdentityConfig = ConfigOf<typeof identityEnv>;
+
+export async function startIdentity(runtime: ServiceRuntime<IdentityConfig>): Promise<StartedService> {
+  const { config, logger } = runtime;
+  const { db, pool } = createDatabase({ url: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE, timeoutMs: config.DATABASE_TIMEOUT_MS });
+  const box = new SecretBox(config.SECRETS_KEY_ID, { [config.SECRETS_KEY_ID]: config.SECRETS_KEY });
+  const tokenSettings = {
+    issuer: config.TOKEN_ISSUER,
+    audience: config.TOKEN_AUDIENCE,
+    accessTtlSeconds: config.TOKEN_TTL_SECONDS,
+    refreshTtlSeconds: config.REFRESH_TOKEN_TTL_SECONDS,
+  };
+  const tokens = await TokenIssuer.load(db, box, tokenSettings);
+  const passwords = new PasswordHasher(
+    { memoryCost: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, parallelism: config.ARGON2_PARALLELISM },
+    config.PASSWORD_MIN_LENGTH,
+  );
+  const accounts = new Accounts(db, passwords, tokens);
+  if (config.ADMIN_PASSWORD) {
+    const created = await accounts.ensureInitialAdmin({ username: config.ADMIN_USERNAME, password: config.ADMIN_PASSWORD, email: config.ADMIN_EMAIL });
+    if (created) logger.info({ username: config.ADMIN_USERNAME }, 'initial admin created');
+  } else {
+    logger.warn({}, 'ADMIN_PASSWORD is not set: no initial admin account');
+  }
+
+  return {
+    registrations: identityHandlers(accounts, db, tokenSettings),
+    dependencies: [{ name: 'database', check: async () => void (await pool.query('SELECT 1')) }],
+    async stop() {
+      await db.$disconnect();
+      await pool.end();
+    },
+  };
+}

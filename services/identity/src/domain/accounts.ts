@@ -1,0 +1,131 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { BusError } from '@runnerhub/bus';
+import type { IdentityDb } from '../adapters/database.js';
+import { Prisma } from '../generated/prisma/client.js';
+import type { PasswordHasher } from './passwords.js';
+import { hashRefreshToken, newRefreshToken, type TokenIssuer } from './tokens.js';
+import { normalizeEmail, validateFullName, validateUsername } from './validation.js';
+
+const userWithOrganizations = { memberships: { include: { organization: true }, orderBy: { createdAt: 'asc' } } } as const;
+
+export type UserRecord = Prisma.UserGetPayload<{ include: typeof userWithOrganizations }>;
+
+export interface RegisterInput {
+  username?: string;
+  email: string;
+  fullName: string;
+  password: string;
+}
+
+export interface LoginResult {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  user: UserRecord;
+}
+
+/** Accounts: registration with a personal organisation, login, the current user. */
+export class Accounts {
+  constructor(
+    private readonly db: IdentityDb,
+    private readonly passwords: PasswordHasher,
+    private readonly tokens: TokenIssuer,
+  ) {}
+
+  async register(input: RegisterInput): Promise<UserRecord> {
+    const email = normalizeEmail(input.email);
+    const username = validateUsername(input.username || email);
+    const fullName = validateFullName(input.fullName);
+    this.passwords.validate(input.password);
+    const passwordHash = await this.passwords.hash(input.password);
+    try {
+      // One transaction: never a user without an organisation, or the reverse.
+      return await this.db.$transaction(async (tx) => {
+        const organization = await tx.organization.create({
+          data: { name: fullName || username, shortName: personalShortName(username), type: 'personal' },
+        });
+        const user = await tx.user.create({
+          data: { username, email, fullName, passwordHash, defaultOrganizationId: organization.id },
+        });
+        await tx.membership.create({ data: { userId: user.id, organizationId: organization.id, role: 'admin' } });
+        return tx.user.findUniqueOrThrow({ where: { id: user.id }, include: userWithOrganizations });
+      });
+    } catch (error) {
+      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
+        // The username defaults to the email, so ask which one is really taken.
+        const field = (await this.db.user.count({ where: { email } })) > 0 ? 'email' : 'username';
+        throw new BusError('RESOURCE_CONFLICT', `${field} is already registered`, '', field);
+      }
+      throw error;
+    }
+  }
+
+  async login(identifier: string, password: string): Promise<LoginResult> {
+    const value = identifier.trim();
+    const user = value
+      ? await this.db.user.findFirst({
+          where: { OR: [{ username: value }, { email: value.toLowerCase() }] },
+          include: userWithOrganizations,
+        })
+      : null;
+    const valid = await this.passwords.verify(user?.passwordHash, password);
+    if (!user || !valid || !user.active) throw new BusError('AUTH_INVALID', 'invalid username or password');
+
+    const membership = defaultMembership(user);
+    const familyId = randomUUID();
+    const refreshToken = newRefreshToken();
+    const { accessTtlSeconds, refreshTtlSeconds } = this.tokens.settings;
+    await this.db.$transaction([
+      this.db.refreshToken.create({
+        data: { userId: user.id, familyId, tokenHash: hashRefreshToken(refreshToken), expiresAt: new Date(Date.now() + refreshTtlSeconds * 1000) },
+      }),
+      this.db.user.update({ where: { id: user.id }, data: { lastLoginAt: new Date() } }),
+    ]);
+    const accessToken = this.tokens.issueAccessToken({
+      sub: user.id,
+      org: membership?.organizationId ?? '',
+      role: membership?.role ?? 'viewer',
+      username: user.username,
+      sid: familyId,
+    });
+    return { accessToken, refreshToken, expiresIn: accessTtlSeconds, user: { ...user, lastLoginAt: new Date() } };
+  }
+
+  async me(userId: string): Promise<UserRecord> {
+    const user = await this.db.user.findUnique({ where: { id: userId }, include: userWithOrganizations });
+    if (!user || !user.active) throw new BusError('AUTH_INVALID', 'the account of this token no longer exists');
+    return user;
+  }
+
+  /** Creates the configured admin once, in the shared "default" organisation. */
+  async ensureInitialAdmin(admin: { username: string; password: string; email?: string }): Promise<boolean> {
+    if (await this.db.user.findUnique({ where: { username: admin.username } })) return false;
+    this.passwords.validate(admin.password);
+    const passwordHash = await this.passwords.hash(admin.password);
+    const created = this.db.$transaction(async (tx) => {
+      const organization = await tx.organization.upsert({
+        where: { shortName: 'default' },
+        create: { name: 'Default', shortName: 'default', type: 'organization' },
+        update: {},
+      });
+      const user = await tx.user.create({
+        data: { username: admin.username, email: admin.email ? normalizeEmail(admin.email) : null, fullName: 'Administrator', passwordHash, defaultOrganizationId: organization.id },
+      });
+      await tx.membership.create({ data: { userId: user.id, organizationId: organization.id, role: 'admin' } });
+    });
+    // Another identity instance starting at the same moment may win the race.
+    return created.then(() => true, (error: unknown) => {
+      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return false;
+      throw error;
+    });
+  }
+}
+
+export function defaultMembership(user: UserRecord): UserRecord['memberships'][number] | undefined {
+  return user.memberships.find((m) => m.organizationId === user.defaultOrganizationId) ?? user.memberships[0];
+}
+
+function personalShortName(username: string): string {
+  const base = username.split('@')[0]!.replace(/[^a-zA-Z0-9]/g, '').slice(0, 16) || 'user';
+  return `${base}-${randomBytes(3).toString('hex')}`;
+}
