@@ -43,6 +43,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.dispose();
+  receiver?.server.closeAllConnections();
   receiver?.server.close();
 }, 60_000);
 

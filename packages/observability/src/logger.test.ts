@@ -44,6 +44,36 @@ describe('createLogger', () => {
     });
   });
 
+  it('redacts secrets inside arrays two levels down', () => {
+    const { lines, destination } = capture();
+    createLogger({ service: 'inventory', destination }).info({ servers: [{ host: 'a', ssh_key: 'k1' }, { host: 'b', password: 'p2' }] });
+
+    expect(lines[0]).toMatchObject({ servers: [{ host: 'a', ssh_key: '[REDACTED]' }, { host: 'b', password: '[REDACTED]' }] });
+  });
+
+  it('redacts secrets in child bindings and in what serializers produce', () => {
+    const { lines, destination } = capture();
+    const child = createLogger({ service: 'gateway', destination }).child(
+      { token: 'ghr_secret', reqId: 'r-1' },
+      { serializers: { req: (req: { auth: string; url: string }) => ({ url: req.url, headers: { authorization: req.auth } }) } },
+    );
+    child.info({ req: { auth: 'Bearer abc', url: '/api/jobs' } }, 'incoming request');
+
+    expect(lines[0]).toMatchObject({
+      token: '[REDACTED]',
+      reqId: 'r-1',
+      req: { url: '/api/jobs', headers: { authorization: '[REDACTED]' } },
+      msg: 'incoming request',
+    });
+  });
+
+  it('leaves the message text alone even when it mentions a secret key', () => {
+    const { lines, destination } = capture();
+    createLogger({ service: 'identity', destination }).info('rejected body {"password":"x"}');
+
+    expect(lines[0]).toMatchObject({ msg: 'rejected body {"password":"x"}' });
+  });
+
   it('lists one- and two-level wildcards for each secret field', () => {
     expect(DEFAULT_REDACT_PATHS).toEqual(
       expect.arrayContaining(['password', '*.password', '*.*.password', '*.authorization', '*.*.authorization', 'pem']),
@@ -52,12 +82,24 @@ describe('createLogger', () => {
 
   it('uses the given redactPaths instead of the defaults', () => {
     const { lines, destination } = capture();
-    createLogger({ service: 'scheduler', destination, redactPaths: ['job.env.API_KEY'] }).info({
+    createLogger({ service: 'scheduler', destination, redactPaths: ['job.env.API_KEY', 'job.env["X-TOKEN"]'] }).info({
       password: 'visible',
-      job: { env: { API_KEY: 'k', HOME: '/root' } },
+      job: { env: { API_KEY: 'k', 'X-TOKEN': 't', HOME: '/root' } },
     });
 
-    expect(lines[0]).toMatchObject({ password: 'visible', job: { env: { API_KEY: '[REDACTED]', HOME: '/root' } } });
+    expect(lines[0]).toMatchObject({
+      password: 'visible',
+      job: { env: { API_KEY: '[REDACTED]', 'X-TOKEN': '[REDACTED]', HOME: '/root' } },
+    });
+  });
+
+  it('redacts by array index and wildcard', () => {
+    const { lines, destination } = capture();
+    createLogger({ service: 'scheduler', destination, redactPaths: ['steps[0].*'] }).info({
+      steps: [{ run: 'echo $SECRET' }, { run: 'ls' }],
+    });
+
+    expect(lines[0]).toMatchObject({ steps: [{ run: '[REDACTED]' }, { run: 'ls' }] });
   });
 
   it('drops lines below the configured level', () => {

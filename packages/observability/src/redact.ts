@@ -41,7 +41,7 @@ function redactNode(node: unknown, trees: PathTree[], censor: string): void {
       const exact = tree.next.get(key);
       const any = tree.next.get('*');
       if (exact) matches.push(exact);
-      if (any) matches.push(any);
+      if (any && any !== exact) matches.push(any);
     }
     if (matches.some((match) => match.end)) record[key] = censor;
     else if (matches.length > 0) redactNode(record[key], matches, censor);
@@ -50,7 +50,8 @@ function redactNode(node: unknown, trees: PathTree[], censor: string): void {
 
 export function createLineRedactor(paths: string[], censor: string): (line: string) => string {
   const parsed = paths.map(parsePath);
-  const lastKeys = parsed.map((path) => path.findLast((key) => key !== '*'));
+  // An array index never appears in the JSON text, so the filter looks for the last named key.
+  const lastKeys = parsed.map((path) => path.findLast((key) => key !== '*' && !/^\d+$/.test(key)));
   const mayContainSecret = lastKeys.includes(undefined)
     ? () => true
     : RegExp.prototype.test.bind(

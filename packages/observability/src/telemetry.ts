@@ -89,11 +89,11 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   });
 
   registerLoaderHook();
-  const fastifyOtel = new FastifyOtelInstrumentation();
+  // Every Prometheus scrape of /metrics (a metrics server's or the gateway's) would otherwise be a trace.
+  const fastifyOtel = new FastifyOtelInstrumentation({ ignorePaths: '/metrics' });
   const unregisterInstrumentations = registerInstrumentations({
     tracerProvider: provider,
     instrumentations: [
-      // Prometheus scrapes would otherwise produce a trace every few seconds.
       new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => req.url?.split('?', 1)[0] === '/metrics' }),
       new PgInstrumentation(),
       new IORedisInstrumentation(),
