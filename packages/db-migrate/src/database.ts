@@ -6,6 +6,7 @@ import { parseIntoClientConfig } from 'pg-connection-string';
 
 const PG_CHAR_OID = 18;
 const PG_TEXT_OID = 25;
+const CLIENT_TIMEOUT_GRACE_MS = 5_000;
 
 interface FieldDescription {
   dataTypeID: number;
@@ -16,19 +17,27 @@ export type MigrationAdapterFactory = ReturnType<typeof bindMigrationAwareSqlAda
 /** The engine's way into one database and its throw-away shadow databases. */
 export interface MigrationDatabase {
   readonly factory: MigrationAdapterFactory;
+  /**
+   * The engine reports errors thrown on the JS side (timeouts, failed shadow
+   * database creation) as "External error id#N"; put the real message in.
+   */
+  explain(error: unknown): unknown;
   /** Ends every pool and drops any shadow database the engine left behind; never throws. */
   close(): Promise<void>;
 }
 
 export function openMigrationDatabase(url: string, timeoutMs: number, log: (line: string) => void): MigrationDatabase {
-  // Adapter workaround 2: given a connection string, pg lets it override the
-  // shadow database name, so the shadow would be the main database. Use discrete fields.
   const config: pg.PoolConfig = {
+    // Adapter workaround 2: a connection string would override the shadow
+    // database's name and make the shadow the main database. Pass the parts.
     ...parseIntoClientConfig(url),
+    // The engine takes a session-level advisory lock: keep it on one session.
     max: 1,
     connectionTimeoutMillis: timeoutMs,
+    // The server cancels slow statements; the later client-side limit only
+    // catches a connection that went silent.
     statement_timeout: timeoutMs,
-    query_timeout: timeoutMs,
+    query_timeout: timeoutMs + CLIENT_TIMEOUT_GRACE_MS,
   };
   const main = createPool(config);
   const shadowPools = new Set<pg.Pool>();
@@ -63,6 +72,14 @@ export function openMigrationDatabase(url: string, timeoutMs: number, log: (line
 
   return {
     factory,
+    explain(error) {
+      const match = error instanceof Error ? /External error id#(\d+)/.exec(error.message) : null;
+      const record = match ? factory.errorRegistry.consumeError(Number(match[1])) : undefined;
+      if (!match || !record) return error;
+      const cause = record.error instanceof Error ? record.error.message : String(record.error);
+      (error as Error).message = (error as Error).message.replace(match[0], cause);
+      return error;
+    },
     async close() {
       const report = (error: unknown) => log(`cleanup failed: ${error instanceof Error ? error.message : String(error)}`);
       await Promise.all([...shadowPools].map((pool) => pool.end().catch(report)));

@@ -36,8 +36,27 @@ async function instantiate(): Promise<typeof EngineGlue> {
   const gluePath = createRequire(import.meta.url).resolve('@prisma/schema-engine-wasm/schema_engine_bg');
   const glue = await import('@prisma/schema-engine-wasm/schema_engine_bg');
   const module = await WebAssembly.compile(await readFile(gluePath.replace(/\.js$/, '.wasm')));
-  const instance = await WebAssembly.instantiate(module, { './schema_engine_bg.js': { ...glue } });
+  const instance = await WebAssembly.instantiate(module, { './schema_engine_bg.js': withUnrefTimers(glue) });
   glue.__wbg_set_wasm(instance.exports);
   instance.exports.__wbindgen_start();
   return glue;
+}
+
+/**
+ * The engine arms a 10 s timer around its migration lock and leaves it running
+ * once the lock is taken, which would hold the process open for 10 s after every
+ * command. Unref the engine's timers; they still fire while the process lives.
+ */
+function withUnrefTimers(glue: typeof EngineGlue): Record<string, unknown> {
+  const imports: Record<string, unknown> = { ...glue };
+  for (const [name, value] of Object.entries(glue)) {
+    if (name.startsWith('__wbg_setTimeout_') && typeof value === 'function') {
+      imports[name] = (...args: unknown[]) => {
+        const timer = (value as (...args: unknown[]) => unknown)(...args);
+        (timer as { unref?: () => void }).unref?.();
+        return timer;
+      };
+    }
+  }
+  return imports;
 }

@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,17 +11,19 @@ const identitySchema = join(identityPrisma, 'schema.prisma');
 const identityMigrations = readdirSync(join(identityPrisma, 'migrations')).filter((name) => !name.endsWith('.toml'));
 
 let postgres: PostgresServer;
+let dataDir: string;
 let workDir: string;
 let databases = 0;
 
 beforeAll(async () => {
   workDir = mkdtempSync(join(tmpdir(), 'rh-db-migrate-'));
-  postgres = await startPostgres({ dataDir: mkdtempSync(join(tmpdir(), 'rh-')) });
+  dataDir = mkdtempSync(join(tmpdir(), 'rh-'));
+  postgres = await startPostgres({ dataDir });
 });
 
 afterAll(async () => {
   await postgres?.stop();
-  rmSync(workDir, { recursive: true, force: true });
+  for (const dir of [dataDir, workDir]) rmSync(dir, { recursive: true, force: true });
 });
 
 async function freshDatabase(): Promise<string> {
@@ -70,8 +72,8 @@ test('dev writes a migration for a schema change beside the schema and applies i
 
   expect(result.appliedBefore).toEqual(identityMigrations);
   expect(result.migrationName).toMatch(/^\d{14}_add_widgets$/);
-  expect(result.migrationFile).toBe(join(schemaPath, '..', 'migrations', `${result.migrationName}`, 'migration.sql'));
-  expect(readFileSync(result.migrationFile!, 'utf8')).toContain('CREATE TABLE "widgets"');
+  expect(result.migrationFile).toBe(join(schemaPath, '..', 'migrations', String(result.migrationName), 'migration.sql'));
+  expect(readFileSync(String(result.migrationFile), 'utf8')).toContain('CREATE TABLE "widgets"');
   expect(readFileSync(join(schemaPath, '..', 'migrations', 'migration_lock.toml'), 'utf8')).toContain('provider = "postgresql"');
   expect(await query(databaseUrl, 'SELECT count(*)::int AS n FROM widgets')).toEqual([{ n: 0 }]);
   expect(await migrationStatus({ schemaPath, databaseUrl })).toMatchObject({ pending: [], edited: [], failed: [], history: null });
@@ -180,5 +182,24 @@ test('a missing schema file or a non-PostgreSQL URL is rejected before connectin
   await expect(deployMigrations({ schemaPath: identitySchema, databaseUrl: 'mysql://localhost/x' })).rejects.toMatchObject({
     code: 'invalid-argument',
   });
-  expect(existsSync(join(workDir, 'none.prisma'))).toBe(false);
+});
+
+test('a statement blocked for longer than timeoutMs fails instead of waiting', async () => {
+  const schemaPath = copyOfIdentity();
+  const databaseUrl = await freshDatabase();
+  await deployMigrations({ schemaPath, databaseUrl });
+  const directory = join(schemaPath, '..', 'migrations', '99990101000000_add_nickname');
+  mkdirSync(directory);
+  writeFileSync(join(directory, 'migration.sql'), 'ALTER TABLE users ADD COLUMN nickname text;\n');
+  const locker = new pg.Client({ connectionString: databaseUrl });
+  await locker.connect();
+  try {
+    await locker.query('BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE');
+    const started = Date.now();
+
+    await expect(deployMigrations({ schemaPath, databaseUrl, timeoutMs: 500 })).rejects.toThrow(/timeout/i);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  } finally {
+    await locker.end();
+  }
 });

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { HistoryDiagnostic, SchemaEngine, SchemaFilter, SchemasContainer } from '@prisma/schema-engine-wasm/schema_engine_bg';
+import type { HistoryDiagnostic, MigrationList, SchemaEngine, SchemaFilter, SchemasContainer } from '@prisma/schema-engine-wasm/schema_engine_bg';
 import { openMigrationDatabase } from './database.js';
 import { loadEngineGlue } from './engine.js';
 import { MigrateError } from './errors.js';
@@ -78,11 +78,12 @@ export async function createMigration(options: CreateMigrationOptions): Promise<
   const migrationName = normaliseName(options.name);
   return withEngine(options, async ({ engine, schema, migrationsFolder }) => {
     const migrationsList = await readMigrationsList(migrationsFolder);
-    const { action } = await engine.devDiagnostic({ migrationsList, filters: FILTERS });
-    if (action.tag === 'reset') {
-      throw new MigrateError('drift', `the database has drifted from the migration history: ${action.reason}`);
-    }
+    await refuseDrift(engine, migrationsList);
     const { appliedMigrationNames: appliedBefore } = await engine.applyMigrations({ migrationsList, filters: FILTERS });
+    // evaluateDataLoss and createMigration rely on state that devDiagnostic
+    // prepares and that applying migrations discards; without it they fail with
+    // "shadow DB must be provided through an external factory".
+    await refuseDrift(engine, migrationsList);
 
     const dataLoss = await engine.evaluateDataLoss({ migrationsList, schema, filters: FILTERS });
     if (dataLoss.unexecutableSteps.length > 0) {
@@ -142,6 +143,13 @@ export async function checkSchemaMatchesMigrations(options: MigrateOptions): Pro
   });
 }
 
+async function refuseDrift(engine: SchemaEngine, migrationsList: MigrationList): Promise<void> {
+  const { action } = await engine.devDiagnostic({ migrationsList, filters: FILTERS });
+  if (action.tag === 'reset') {
+    throw new MigrateError('drift', `the database has drifted from the migration history: ${action.reason}`);
+  }
+}
+
 async function withEngine<T>(options: MigrateOptions, run: (session: Session) => Promise<T>): Promise<T> {
   if (!/^postgres(ql)?:\/\//.test(options.databaseUrl)) {
     throw new MigrateError('invalid-argument', 'the database URL must be a postgresql:// URL');
@@ -155,6 +163,8 @@ async function withEngine<T>(options: MigrateOptions, run: (session: Session) =>
   try {
     engine = await glue.SchemaEngine.new({ datamodels: [[schemaPath, content]] }, log, database.factory);
     return await run({ engine, schema: { files: [{ path: schemaPath, content }] }, migrationsFolder: migrationsFolderOf(schemaPath) });
+  } catch (error) {
+    throw database.explain(error);
   } finally {
     engine?.free();
     await database.close();

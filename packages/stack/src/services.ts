@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InfraError, isAlive, readPid, stopPid } from '@runnerhub/infra';
@@ -50,17 +50,17 @@ export class ServiceProcess {
     if (!existsSync(entry)) throw new InfraError(`${entry} is missing: build first (pnpm build)`);
     mkdirSync(dirname(this.pidFile), { recursive: true });
     mkdirSync(dirname(this.logFile), { recursive: true });
-    const log = createWriteStream(this.logFile, { flags: 'a' });
+    // The child writes straight to its log file: no pipe ties it to this process.
+    const log = openSync(this.logFile, 'a');
     const child = spawn(process.execPath, [entry], {
       cwd: join(REPO_ROOT, 'services', this.name),
       env: this.env,
       detached: this.detached,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', log, log],
     });
+    closeSync(log);
     this.exitCode = undefined;
     child.once('exit', (code) => (this.exitCode = code));
-    child.stdout?.pipe(log);
-    child.stderr?.pipe(log);
     if (this.detached) child.unref();
     if (child.pid === undefined) throw new InfraError(`could not start ${this.name}`);
     writeFileSync(this.pidFile, String(child.pid));
