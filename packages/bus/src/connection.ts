@@ -53,6 +53,8 @@ export class Bus {
       reconnectTimeWait: 250,
       reconnectJitter: 100,
       pingInterval: 10_000,
+      // Capturing a stack for every request costs more than it tells us.
+      noAsyncTraces: true,
     });
     return new Bus(nc, options.logger, options.registry, options.requestTimeoutMs ?? 5_000);
   }

@@ -141,12 +141,24 @@ describe('startTelemetry', () => {
     expect(inner).toBe(outer);
   });
 
-  it('returns the @fastify/otel plugin', async () => {
-    telemetry = await startTelemetry({ service: 'gateway', version: '0.1.0' });
+  it('returns the @fastify/otel plugin when spans are exported', async () => {
+    telemetry = await startTelemetry({ service: 'gateway', version: '0.1.0', otlpEndpoint: 'http://127.0.0.1:9' });
     const plugin = telemetry.fastifyPlugin() as { [key: symbol]: unknown };
 
     expect(typeof plugin).toBe('function');
     expect(plugin[Symbol.for('fastify.display-name')]).toBe('@fastify/otel');
+  });
+
+  it('instruments nothing and returns a pass-through plugin when no exporter is configured', async () => {
+    telemetry = await startTelemetry({ service: 'gateway', version: '0.1.0' });
+    const plugin = telemetry.fastifyPlugin() as { [key: symbol]: unknown };
+
+    expect(typeof plugin).toBe('function');
+    expect(plugin[Symbol.for('fastify.display-name')]).not.toBe('@fastify/otel');
+    const span = telemetry.tracer.startSpan('unexported');
+    expect(span.isRecording()).toBe(false);
+    expect(span.spanContext().traceId).toMatch(/^[0-9a-f]{32}$/);
+    span.end();
   });
 
   it('refuses to start twice in one process until the first is shut down', async () => {

@@ -8,7 +8,7 @@ import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { AlwaysOffSampler, BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { createAddHookMessageChannel } from 'import-in-the-middle';
 
@@ -79,6 +79,9 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
           }),
         ]
       : [],
+    // Without an exporter, recording spans would be work for nothing: spans stay
+    // non-recording but still carry trace ids for propagation and log lines.
+    ...(opts.otlpEndpoint ? {} : { sampler: new AlwaysOffSampler() }),
   });
   // The default context manager is AsyncLocalStorage; the propagator is spelled out so that
   // OTEL_PROPAGATORS cannot silently change what travels in NATS headers.
@@ -88,10 +91,31 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     }),
   });
 
+  // Instrumentation (and the loader thread its ES module hook needs, about 25 MB
+  // per process) only pays off when spans are exported.
+  const instrumented = opts.otlpEndpoint ? await instrument(provider) : undefined;
+
+  let stopped: Promise<void> | undefined;
+  return {
+    tracer: provider.getTracer(opts.service, opts.version),
+    fastifyPlugin: () => instrumented?.fastify.plugin() ?? noopFastifyPlugin,
+    shutdown: () =>
+      (stopped ??= (async () => {
+        instrumented?.unregister();
+        await provider.shutdown();
+        trace.disable();
+        context.disable();
+        propagation.disable();
+        running = false;
+      })()),
+  };
+}
+
+async function instrument(provider: NodeTracerProvider): Promise<{ fastify: FastifyOtelInstrumentation; unregister(): void }> {
   registerLoaderHook();
   // Every Prometheus scrape of /metrics (a metrics server's or the gateway's) would otherwise be a trace.
-  const fastifyOtel = new FastifyOtelInstrumentation({ ignorePaths: '/metrics' });
-  const unregisterInstrumentations = registerInstrumentations({
+  const fastifyOtel = new FastifyOtelInstrumentation({ ignorePaths: (route) => route.url === '/metrics' });
+  const unregister = registerInstrumentations({
     tracerProvider: provider,
     instrumentations: [
       new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => req.url?.split('?', 1)[0] === '/metrics' }),
@@ -107,20 +131,11 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   require('node:http');
   require('node:https');
   syncBuiltinESMExports();
-
-  let stopped: Promise<void> | undefined;
   return {
-    tracer: provider.getTracer(opts.service, opts.version),
-    fastifyPlugin: () => fastifyOtel.plugin(),
-    shutdown: () =>
-      (stopped ??= (async () => {
-        unregisterInstrumentations();
-        syncBuiltinESMExports();
-        await provider.shutdown();
-        trace.disable();
-        context.disable();
-        propagation.disable();
-        running = false;
-      })()),
+    fastify: fastifyOtel,
+    unregister() {
+      unregister();
+      syncBuiltinESMExports();
+    },
   };
 }

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { deployMigrations } from '@runnerhub/db-migrate';
-import { InfraError, startNats, startPostgres, startRedis, waitFor, type NatsServer, type PostgresServer, type RedisServer } from '@runnerhub/infra';
+import { assertPortFree, InfraError, startNats, startPostgres, startRedis, waitFor, type NatsServer, type PostgresServer, type RedisServer } from '@runnerhub/infra';
 import { databaseName, dataOwningServices, schemaPath, SERVICE_NAMES, ServiceProcess, type ServiceName } from './services.js';
 
 export interface StackPorts {
@@ -53,8 +53,9 @@ export async function startInfrastructure(options: StackOptions): Promise<{ nats
 }
 
 export async function startStack(options: StackOptions): Promise<Stack> {
-  const { nats, postgres, redis } = await startInfrastructure(options);
   const gatewayPort = options.ports?.gateway ?? 3001;
+  await assertPortFree(gatewayPort, 'the gateway');
+  const { nats, postgres, redis } = await startInfrastructure(options);
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
   const names = options.services ?? SERVICE_NAMES;
   const services = new Map<ServiceName, ServiceProcess>();

@@ -31,6 +31,8 @@ export async function startGateway(runtime: ServiceRuntime<GatewayConfig>): Prom
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy: config.TRUST_PROXY,
     redisTimeoutMs: config.REDIS_TIMEOUT_MS,
+    tokenIssuer: config.TOKEN_ISSUER,
+    tokenAudience: config.TOKEN_AUDIENCE,
   });
   await app.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT }).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'EADDRINUSE') throw new Error(`port ${config.HTTP_PORT} on ${config.HTTP_HOST} is already taken (set HTTP_PORT)`);

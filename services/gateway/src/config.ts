@@ -9,5 +9,7 @@ export const gatewayEnv = {
   REDIS_TIMEOUT_MS: env.int('Timeout of a Redis command and connect', 1_000, 1),
   BODY_LIMIT_BYTES: env.int('Largest accepted request body', 1_048_576, 1024),
   DISCOVERY_INTERVAL_MS: env.int('How often the gateway looks for services with $SRV.INFO', 2_000, 100),
+  TOKEN_ISSUER: env.string('Issuer (iss) an access token must carry; the same as identity\'s', 'runnerhub-identity'),
+  TOKEN_AUDIENCE: env.string('Audience (aud) an access token must carry; the same as identity\'s', 'runnerhub'),
   TRUST_PROXY: env.bool('Take the client address from X-Forwarded-For', false),
 };

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Redis } from 'ioredis';
 import type { Bus } from '@runnerhub/bus';
@@ -22,13 +22,16 @@ export interface GatewayDependencies {
   bodyLimit: number;
   trustProxy: boolean;
   redisTimeoutMs: number;
+  tokenIssuer: string;
+  tokenAudience: string;
 }
 
 /** The HTTP edge: plugins for errors, auth and metrics, then one route module per concern. */
 export async function buildGateway(deps: GatewayDependencies): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Per-request log lines cost more than they tell at this volume; metrics and traces cover requests.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.bodyLimit,
     trustProxy: deps.trustProxy,
     genReqId: (request) => (typeof request.headers['x-request-id'] === 'string' ? request.headers['x-request-id'] : randomUUID()),
@@ -47,7 +50,7 @@ export async function buildGateway(deps: GatewayDependencies): Promise<FastifyIn
     return deps.registry.metrics();
   });
 
-  await app.register(authPlugin, { keys: new VerificationKeys(deps.bus) });
+  await app.register(authPlugin, { keys: new VerificationKeys(deps.bus), issuer: deps.tokenIssuer, audience: deps.tokenAudience });
   await app.register(healthRoutes, { bus: deps.bus, redis: deps.redis, directory: deps.directory, version: deps.version, redisTimeoutMs: deps.redisTimeoutMs });
   await app.register(authRoutes, { bus: deps.bus });
   return app;

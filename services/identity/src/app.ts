@@ -1,10 +1,13 @@
 import type { ConfigOf } from '@runnerhub/config';
+import { publishEvent, subscribeEvents } from '@runnerhub/bus';
+import { identityV1 } from '@runnerhub/contracts';
 import { SecretBox } from '@runnerhub/secrets';
 import type { ServiceRuntime, StartedService } from '@runnerhub/service-kit';
 import { createDatabase } from './adapters/database.js';
 import type { identityEnv } from './config.js';
 import { Accounts } from './domain/accounts.js';
 import { PasswordHasher } from './domain/passwords.js';
+import { ProfileCache } from './domain/profile-cache.js';
 import { TokenIssuer } from './domain/tokens.js';
 import { identityHandlers } from './handlers/bus.js';
 
@@ -12,7 +15,12 @@ export type IdentityConfig = ConfigOf<typeof identityEnv>;
 
 export async function startIdentity(runtime: ServiceRuntime<IdentityConfig>): Promise<StartedService> {
   const { config, logger } = runtime;
-  const { db, pool } = createDatabase({ url: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE, timeoutMs: config.DATABASE_TIMEOUT_MS });
+  const { db, pool } = createDatabase({
+    url: config.DATABASE_URL,
+    poolSize: config.DATABASE_POOL_SIZE,
+    timeoutMs: config.DATABASE_TIMEOUT_MS,
+    onError: (error) => logger.warn({ err: error }, 'database connection lost'),
+  });
   const box = new SecretBox(config.SECRETS_KEY_ID, { [config.SECRETS_KEY_ID]: config.SECRETS_KEY });
   const tokenSettings = {
     issuer: config.TOKEN_ISSUER,
@@ -25,7 +33,13 @@ export async function startIdentity(runtime: ServiceRuntime<IdentityConfig>): Pr
     { memoryCost: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, parallelism: config.ARGON2_PARALLELISM },
     config.PASSWORD_MIN_LENGTH,
   );
-  const accounts = new Accounts(db, passwords, tokens);
+  const profiles = new ProfileCache(config.PROFILE_CACHE_TTL_MS);
+  const userChanged = (userId: string) => {
+    profiles.invalidate(userId);
+    publishEvent(runtime.bus, `events.identity.user.${userId}.changed`, identityV1.UserChangedSchema, { userUid: userId });
+  };
+  const invalidations = subscribeEvents(runtime.bus, 'events.identity.user.*.changed', identityV1.UserChangedSchema, (event) => profiles.invalidate(event.userUid));
+  const accounts = new Accounts(db, passwords, tokens, profiles, userChanged);
   if (config.ADMIN_PASSWORD) {
     const created = await accounts.ensureInitialAdmin({ username: config.ADMIN_USERNAME, password: config.ADMIN_PASSWORD, email: config.ADMIN_EMAIL });
     if (created) logger.info({ username: config.ADMIN_USERNAME }, 'initial admin created');
@@ -37,6 +51,7 @@ export async function startIdentity(runtime: ServiceRuntime<IdentityConfig>): Pr
     registrations: identityHandlers(accounts, db, tokenSettings),
     dependencies: [{ name: 'database', check: async () => void (await pool.query('SELECT 1')) }],
     async stop() {
+      invalidations.unsubscribe();
       await db.$disconnect();
       await pool.end();
     },

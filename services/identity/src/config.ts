@@ -19,6 +19,7 @@ export const identityEnv = {
   ARGON2_MEMORY_KIB: env.int('argon2id memory cost in KiB', 19_456, 1024),
   ARGON2_TIME_COST: env.int('argon2id iterations', 2, 1),
   ARGON2_PARALLELISM: env.int('argon2id lanes', 1, 1),
+  PROFILE_CACHE_TTL_MS: env.int('How long a user read for a request is kept in memory (changes invalidate it at once)', 60_000, 0),
   ADMIN_USERNAME: env.string('Username of the initial admin, created on first start', 'admin'),
   ADMIN_PASSWORD: env.optionalString('Password of the initial admin; unset = no initial admin is created'),
   ADMIN_EMAIL: env.optionalString('Email of the initial admin'),

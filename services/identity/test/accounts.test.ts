@@ -10,6 +10,7 @@ import { BusError } from '@runnerhub/bus';
 import { createDatabase, type IdentityDb } from '../src/adapters/database.js';
 import { Accounts } from '../src/domain/accounts.js';
 import { PasswordHasher } from '../src/domain/passwords.js';
+import { ProfileCache } from '../src/domain/profile-cache.js';
 import { TokenIssuer, verificationKeys } from '../src/domain/tokens.js';
 
 const settings = { issuer: 'test-issuer', audience: 'test-audience', accessTtlSeconds: 3600, refreshTtlSeconds: 86_400 };
@@ -19,6 +20,8 @@ let db: IdentityDb;
 let pool: { end(): Promise<void> };
 let accounts: Accounts;
 let tokens: TokenIssuer;
+const profiles = new ProfileCache(60_000);
+const changed: string[] = [];
 
 beforeAll(async () => {
   postgres = await startPostgres({ dataDir: mkdtempSync(join(tmpdir(), 'rh-identity-')) });
@@ -26,7 +29,10 @@ beforeAll(async () => {
   await deployMigrations({ schemaPath: join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../prisma/schema.prisma'), databaseUrl: postgres.url('identity') });
   ({ db, pool } = createDatabase({ url: postgres.url('identity'), poolSize: 5, timeoutMs: 5_000 }));
   tokens = await TokenIssuer.load(db, box, settings);
-  accounts = new Accounts(db, new PasswordHasher({ memoryCost: 4096, timeCost: 1, parallelism: 1 }, 8), tokens);
+  accounts = new Accounts(db, new PasswordHasher({ memoryCost: 4096, timeCost: 1, parallelism: 1 }, 8), tokens, profiles, (userId) => {
+    changed.push(userId);
+    profiles.invalidate(userId);
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -96,4 +102,18 @@ test('the initial admin is created once, even when two instances race', async ()
   expect(await accounts.ensureInitialAdmin(admin)).toBe(false);
   const user = await db.user.findUniqueOrThrow({ where: { username: 'root-admin' }, include: { memberships: { include: { organization: true } } } });
   expect(user.memberships[0]).toMatchObject({ role: 'admin', organization: { shortName: 'default' } });
+});
+
+test('the current user is read once, then served from the cache until a login changes it', async () => {
+  const user = await accounts.register({ email: 'dave@example.com', fullName: 'Dave', password: 'a-long-password' });
+  const first = await accounts.me(user.id);
+  await db.user.update({ where: { id: user.id }, data: { fullName: 'Changed behind our back' } });
+  expect((await accounts.me(user.id)).fullName).toBe(first.fullName);
+  await accounts.login('dave@example.com', 'a-long-password');
+  expect(changed).toContain(user.id);
+  expect((await accounts.me(user.id)).fullName).toBe('Changed behind our back');
+});
+
+test('an unknown or deactivated account behind a token is AUTH_INVALID', async () => {
+  await expect(accounts.me('00000000-0000-0000-0000-000000000000')).rejects.toMatchObject({ code: 'AUTH_INVALID' });
 });

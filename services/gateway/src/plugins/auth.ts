@@ -43,19 +43,21 @@ const JWT_ERRORS: Record<string, BusError> = {
 };
 
 /** Verifies bearer tokens with identity's public keys; only verification, never signing. */
-export const authPlugin = fp(async (app, options: { keys: VerificationKeys }) => {
+export const authPlugin = fp(async (app, options: { keys: VerificationKeys; issuer: string; audience: string }) => {
   const { keys } = options;
   await keys.fetch().catch(() => undefined);
   await app.register(fastifyJwt, {
     secret: (async (_request: FastifyRequest, token: { header: { kid?: string } }) => keys.publicKey(token.header.kid)) as never,
     decode: { complete: true },
-    verify: { algorithms: ['EdDSA'] },
+    // Fixed options let @fastify/jwt keep one verifier per key, and fast-jwt's
+    // cache skips the signature check for a token it has already verified.
+    verify: { algorithms: ['EdDSA'], allowedIss: options.issuer, allowedAud: options.audience, cache: 10_000 },
   });
 
   app.decorate('authenticate', async (request: FastifyRequest) => {
     let payload: AccessTokenPayload;
     try {
-      payload = await request.jwtVerify<AccessTokenPayload>({ allowedIss: keys.issuer || undefined, allowedAud: keys.audience || undefined } as never);
+      payload = await request.jwtVerify<AccessTokenPayload>();
     } catch (error) {
       if (error instanceof BusError) throw error;
       const code = (error as { code?: string }).code ?? '';

@@ -10,8 +10,6 @@ export class VerificationKeys {
   private keys = new Map<string, string>();
   private lastFetch = 0;
   private inflight?: Promise<void>;
-  issuer = '';
-  audience = '';
 
   constructor(private readonly bus: Bus) {}
 
@@ -31,8 +29,6 @@ export class VerificationKeys {
       try {
         const reply = await createClient(this.bus, identityV1.Keys).getVerificationKeys({});
         this.keys = new Map(reply.keys.map((k) => [k.kid, k.publicKeyPem]));
-        this.issuer = reply.issuer;
-        this.audience = reply.audience;
         this.lastFetch = Date.now();
       } finally {
         this.inflight = undefined;

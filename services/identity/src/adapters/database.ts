@@ -5,7 +5,7 @@ import { PrismaClient } from '../generated/prisma/client.js';
 export type IdentityDb = PrismaClient;
 
 /** A Prisma client over a bounded pg pool; every statement and connect has a timeout. */
-export function createDatabase(options: { url: string; poolSize: number; timeoutMs: number }): { db: IdentityDb; pool: pg.Pool } {
+export function createDatabase(options: { url: string; poolSize: number; timeoutMs: number; onError?: (error: Error) => void }): { db: IdentityDb; pool: pg.Pool } {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolSize,
@@ -14,5 +14,8 @@ export function createDatabase(options: { url: string; poolSize: number; timeout
     query_timeout: options.timeoutMs + 1_000,
     idleTimeoutMillis: 30_000,
   });
+  // An idle connection that PostgreSQL drops (restart, failover) emits an error
+  // on the pool; unhandled, it would crash the service. The pool reconnects on its own.
+  pool.on('error', (error) => options.onError?.(error));
   return { db: new PrismaClient({ adapter: new PrismaPg(pool) }), pool };
 }

@@ -3,6 +3,7 @@ import { BusError } from '@runnerhub/bus';
 import type { IdentityDb } from '../adapters/database.js';
 import { Prisma } from '../generated/prisma/client.js';
 import type { PasswordHasher } from './passwords.js';
+import type { ProfileCache } from './profile-cache.js';
 import { hashRefreshToken, newRefreshToken, type TokenIssuer } from './tokens.js';
 import { normalizeEmail, validateFullName, validateUsername } from './validation.js';
 
@@ -30,6 +31,9 @@ export class Accounts {
     private readonly db: IdentityDb,
     private readonly passwords: PasswordHasher,
     private readonly tokens: TokenIssuer,
+    private readonly profiles: ProfileCache,
+    /** Told after any change to a user, so every instance drops its cached copy. */
+    private readonly userChanged: (userId: string) => void,
   ) {}
 
   async register(input: RegisterInput): Promise<UserRecord> {
@@ -88,12 +92,18 @@ export class Accounts {
       username: user.username,
       sid: familyId,
     });
+    this.userChanged(user.id);
     return { accessToken, refreshToken, expiresIn: accessTtlSeconds, user: { ...user, lastLoginAt: new Date() } };
   }
 
   async me(userId: string): Promise<UserRecord> {
-    const user = await this.db.user.findUnique({ where: { id: userId }, include: userWithOrganizations });
-    if (!user || !user.active) throw new BusError('AUTH_INVALID', 'the account of this token no longer exists');
+    let user = this.profiles.get(userId);
+    if (!user) {
+      const found = await this.db.user.findUnique({ where: { id: userId }, include: userWithOrganizations });
+      if (!found || !found.active) throw new BusError('AUTH_INVALID', 'the account of this token no longer exists');
+      this.profiles.set(userId, found);
+      user = found;
+    }
     return user;
   }
 
