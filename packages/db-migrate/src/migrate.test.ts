@@ -3,34 +3,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { startPostgres, type PostgresServer } from '@runnerhub/infra';
+import { startThrowawayPostgres, type ThrowawayPostgres } from '@runnerhub/infra';
 import { checkSchemaMatchesMigrations, createMigration, deployMigrations, MigrateError, migrationStatus } from './index.js';
 
 const identityPrisma = fileURLToPath(new URL('../../../services/identity/prisma', import.meta.url));
 const identitySchema = join(identityPrisma, 'schema.prisma');
 const identityMigrations = readdirSync(join(identityPrisma, 'migrations')).filter((name) => !name.endsWith('.toml'));
 
-let postgres: PostgresServer;
-let dataDir: string;
+let postgres: ThrowawayPostgres;
 let workDir: string;
-let databases = 0;
 
 beforeAll(async () => {
   workDir = mkdtempSync(join(tmpdir(), 'rh-db-migrate-'));
-  dataDir = mkdtempSync(join(tmpdir(), 'rh-'));
-  postgres = await startPostgres({ dataDir });
+  postgres = await startThrowawayPostgres();
 });
 
 afterAll(async () => {
-  await postgres?.stop();
-  for (const dir of [dataDir, workDir]) rmSync(dir, { recursive: true, force: true });
+  await postgres?.dispose();
+  rmSync(workDir, { recursive: true, force: true });
 });
 
-async function freshDatabase(): Promise<string> {
-  const name = `db_${++databases}`;
-  await postgres.createDatabase(name);
-  return postgres.url(name);
-}
+const freshDatabase = () => postgres.freshDatabase('db');
 
 /** A writable copy of identity's prisma folder; returns the schema path. */
 function copyOfIdentity(): string {
@@ -176,7 +169,7 @@ test('a failed migration is reported by status and blocks later deploys', async 
 });
 
 test('a missing schema file or a non-PostgreSQL URL is rejected before connecting', async () => {
-  await expect(deployMigrations({ schemaPath: join(workDir, 'none.prisma'), databaseUrl: postgres.url('x') })).rejects.toMatchObject({
+  await expect(deployMigrations({ schemaPath: join(workDir, 'none.prisma'), databaseUrl: postgres.server.url('x') })).rejects.toMatchObject({
     code: 'invalid-argument',
   });
   await expect(deployMigrations({ schemaPath: identitySchema, databaseUrl: 'mysql://localhost/x' })).rejects.toMatchObject({

@@ -2,32 +2,25 @@ import { appendFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startPostgres, type PostgresServer } from '@runnerhub/infra';
+import { startThrowawayPostgres, type ThrowawayPostgres } from '@runnerhub/infra';
 import { oneLine, runCli, USAGE } from './run-cli.js';
 
 const identityPrisma = fileURLToPath(new URL('../../../services/identity/prisma', import.meta.url));
 
-let postgres: PostgresServer;
-let dataDir: string;
+let postgres: ThrowawayPostgres;
 let workDir: string;
-let databases = 0;
 
 beforeAll(async () => {
   workDir = mkdtempSync(join(tmpdir(), 'rh-db-cli-'));
-  dataDir = mkdtempSync(join(tmpdir(), 'rh-'));
-  postgres = await startPostgres({ dataDir });
+  postgres = await startThrowawayPostgres();
 });
 
 afterAll(async () => {
-  await postgres?.stop();
-  for (const dir of [dataDir, workDir]) rmSync(dir, { recursive: true, force: true });
+  await postgres?.dispose();
+  rmSync(workDir, { recursive: true, force: true });
 });
 
-async function freshDatabase(): Promise<string> {
-  const name = `cli_${++databases}`;
-  await postgres.createDatabase(name);
-  return postgres.url(name);
-}
+const freshDatabase = () => postgres.freshDatabase('cli');
 
 async function rhDb(args: string[], env: Record<string, string> = {}) {
   const output = { stdout: '', stderr: '' };

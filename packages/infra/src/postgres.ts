@@ -1,4 +1,5 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { assertPortFree, execFileAsync, freePort, InfraError, isPortOpen, readPid, requireBinary, stopPid, waitFor } from './process.js';
 
@@ -84,6 +85,33 @@ export async function startPostgres(options: { dataDir: string; port?: number; h
     },
     async stop() {
       await stopPid(readPid(join(pgData, 'postmaster.pid')), 15_000, 'SIGINT');
+    },
+  };
+}
+
+export interface ThrowawayPostgres {
+  server: PostgresServer;
+  /** A new, empty database; returns its URL. */
+  freshDatabase(prefix?: string): Promise<string>;
+  /** Stops the server and removes its directory. */
+  dispose(): Promise<void>;
+}
+
+/** A PostgreSQL of its own for one test file, in a temporary directory. */
+export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rh-pg-'));
+  const server = await startPostgres({ dataDir });
+  let databases = 0;
+  return {
+    server,
+    async freshDatabase(prefix = 'db') {
+      const name = `${prefix}_${++databases}`;
+      await server.createDatabase(name);
+      return server.url(name);
+    },
+    async dispose() {
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

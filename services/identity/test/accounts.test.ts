@@ -1,10 +1,8 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createVerifier } from 'fast-jwt';
 import { deployMigrations } from '@runnerhub/db-migrate';
-import { startPostgres, type PostgresServer } from '@runnerhub/infra';
+import { startThrowawayPostgres, type ThrowawayPostgres } from '@runnerhub/infra';
 import { SecretBox } from '@runnerhub/secrets';
 import { BusError } from '@runnerhub/bus';
 import { createDatabase, type IdentityDb } from '../src/adapters/database.js';
@@ -15,7 +13,7 @@ import { TokenIssuer, verificationKeys } from '../src/domain/tokens.js';
 
 const settings = { issuer: 'test-issuer', audience: 'test-audience', accessTtlSeconds: 3600, refreshTtlSeconds: 86_400 };
 const box = new SecretBox('k1', { k1: randomBytes(32).toString('base64') });
-let postgres: PostgresServer;
+let postgres: ThrowawayPostgres;
 let db: IdentityDb;
 let pool: { end(): Promise<void> };
 let accounts: Accounts;
@@ -24,10 +22,10 @@ const profiles = new ProfileCache(60_000);
 const changed: string[] = [];
 
 beforeAll(async () => {
-  postgres = await startPostgres({ dataDir: mkdtempSync(join(tmpdir(), 'rh-identity-')) });
-  await postgres.createDatabase('identity');
-  await deployMigrations({ schemaPath: join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../prisma/schema.prisma'), databaseUrl: postgres.url('identity') });
-  ({ db, pool } = createDatabase({ url: postgres.url('identity'), poolSize: 5, timeoutMs: 5_000 }));
+  postgres = await startThrowawayPostgres();
+  const url = await postgres.freshDatabase('identity');
+  await deployMigrations({ schemaPath: join(new URL('.', import.meta.url).pathname, '../prisma/schema.prisma'), databaseUrl: url });
+  ({ db, pool } = createDatabase({ url, poolSize: 5, timeoutMs: 5_000 }));
   tokens = await TokenIssuer.load(db, box, settings);
   accounts = new Accounts(db, new PasswordHasher({ memoryCost: 4096, timeCost: 1, parallelism: 1 }, 8), tokens, profiles, (userId) => {
     changed.push(userId);
@@ -38,7 +36,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.$disconnect();
   await pool?.end();
-  await postgres?.stop();
+  await postgres?.dispose();
 });
 
 test('registration creates the user, a personal organisation and an admin membership together', async () => {

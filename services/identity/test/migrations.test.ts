@@ -1,17 +1,17 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkSchemaMatchesMigrations } from '@runnerhub/db-migrate';
-import { startPostgres } from '@runnerhub/infra';
+import { startThrowawayPostgres } from '@runnerhub/infra';
 
 test('the identity schema and its committed migrations agree', async () => {
-  const postgres = await startPostgres({ dataDir: mkdtempSync(join(tmpdir(), 'rh-identity-check-')) });
+  const postgres = await startThrowawayPostgres();
   try {
-    await postgres.createDatabase('identity');
-    const check = await checkSchemaMatchesMigrations({ schemaPath: join(new URL('.', import.meta.url).pathname, '../prisma/schema.prisma'), databaseUrl: postgres.url('identity') });
+    const check = await checkSchemaMatchesMigrations({
+      schemaPath: join(new URL('.', import.meta.url).pathname, '../prisma/schema.prisma'),
+      databaseUrl: await postgres.freshDatabase('identity'),
+    });
     expect(check.missingSql ?? '').toBe('');
     expect(check.inSync).toBe(true);
   } finally {
-    await postgres.stop();
+    await postgres.dispose();
   }
 }, 60_000);
