@@ -3,6 +3,7 @@ import type { ConfigOf } from '@runnerhub/config';
 import type { ServiceRuntime, StartedService } from '@runnerhub/service-kit';
 import type { gatewayEnv } from './config.js';
 import { ServiceDirectory } from './health/directory.js';
+import { RevokedSessions } from './plugins/revocations.js';
 import { buildGateway } from './server.js';
 
 export type GatewayConfig = ConfigOf<typeof gatewayEnv>;
@@ -20,6 +21,8 @@ export async function startGateway(runtime: ServiceRuntime<GatewayConfig>): Prom
 
   const directory = new ServiceDirectory(bus, runtime.name, config.HEALTH_CHECK_TIMEOUT_MS);
   directory.start(config.DISCOVERY_INTERVAL_MS);
+  const revoked = new RevokedSessions(bus, config.TOKEN_TTL_SECONDS * 1000);
+  await revoked.start(60_000);
   const app = await buildGateway({
     bus,
     redis,
@@ -27,6 +30,7 @@ export async function startGateway(runtime: ServiceRuntime<GatewayConfig>): Prom
     registry: runtime.registry,
     telemetry: runtime.telemetry,
     directory,
+    revoked,
     version: runtime.version,
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy: config.TRUST_PROXY,
@@ -44,6 +48,7 @@ export async function startGateway(runtime: ServiceRuntime<GatewayConfig>): Prom
     dependencies: [{ name: 'redis', check: async () => void (await redis.ping()) }],
     async stop() {
       directory.stop();
+      revoked.stop();
       await app.close();
       redis.disconnect();
     },

@@ -10,6 +10,9 @@ import { healthRoutes } from './health/routes.js';
 import { authPlugin } from './plugins/auth.js';
 import { errorsPlugin } from './plugins/errors.js';
 import { VerificationKeys } from './plugins/keys.js';
+import type { RevokedSessions } from './plugins/revocations.js';
+import { organizationRoutes } from './dialects/organizations.js';
+import { userRoutes } from './dialects/users.js';
 
 export interface GatewayDependencies {
   bus: Bus;
@@ -18,6 +21,7 @@ export interface GatewayDependencies {
   registry: Registry;
   telemetry: Telemetry;
   directory: ServiceDirectory;
+  revoked: RevokedSessions;
   version: string;
   bodyLimit: number;
   trustProxy: boolean;
@@ -50,8 +54,10 @@ export async function buildGateway(deps: GatewayDependencies): Promise<FastifyIn
     return deps.registry.metrics();
   });
 
-  await app.register(authPlugin, { keys: new VerificationKeys(deps.bus), issuer: deps.tokenIssuer, audience: deps.tokenAudience });
+  await app.register(authPlugin, { keys: new VerificationKeys(deps.bus), revoked: deps.revoked, issuer: deps.tokenIssuer, audience: deps.tokenAudience });
   await app.register(healthRoutes, { bus: deps.bus, redis: deps.redis, directory: deps.directory, version: deps.version, redisTimeoutMs: deps.redisTimeoutMs });
-  await app.register(authRoutes, { bus: deps.bus });
+  await app.register(authRoutes, { bus: deps.bus, revoked: deps.revoked });
+  await app.register(userRoutes, { bus: deps.bus });
+  await app.register(organizationRoutes, { bus: deps.bus });
   return app;
 }

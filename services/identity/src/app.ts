@@ -1,4 +1,5 @@
 import type { ConfigOf } from '@runnerhub/config';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { publishEvent, subscribeEvents } from '@runnerhub/bus';
 import { identityV1 } from '@runnerhub/contracts';
 import { SecretBox } from '@runnerhub/secrets';
@@ -9,7 +10,12 @@ import { Accounts } from './domain/accounts.js';
 import { PasswordHasher } from './domain/passwords.js';
 import { ProfileCache } from './domain/profile-cache.js';
 import { TokenIssuer } from './domain/tokens.js';
-import { identityHandlers } from './handlers/bus.js';
+import { Organizations } from './domain/organizations.js';
+import { Sessions } from './domain/sessions.js';
+import { OrganizationUsers } from './domain/users.js';
+import { authHandlers } from './handlers/auth.js';
+import { organizationsHandlers } from './handlers/organizations.js';
+import { usersHandlers } from './handlers/users.js';
 
 export type IdentityConfig = ConfigOf<typeof identityEnv>;
 
@@ -39,7 +45,13 @@ export async function startIdentity(runtime: ServiceRuntime<IdentityConfig>): Pr
     publishEvent(runtime.bus, `events.identity.user.${userId}.changed`, identityV1.UserChangedSchema, { userUid: userId });
   };
   const invalidations = subscribeEvents(runtime.bus, 'events.identity.user.*.changed', identityV1.UserChangedSchema, (event) => profiles.invalidate(event.userUid));
-  const accounts = new Accounts(db, passwords, tokens, profiles, userChanged);
+  const sessions = new Sessions(db, tokens, {
+    revoked: (sessionId, until) =>
+      publishEvent(runtime.bus, `events.identity.session.${sessionId}.revoked`, identityV1.SessionRevokedSchema, { sessionId, revokedUntil: timestampFromDate(until) }),
+  });
+  const accounts = new Accounts(db, passwords, sessions, profiles, userChanged);
+  const organizations = new Organizations(db, accounts, userChanged);
+  const users = new OrganizationUsers(db, organizations, passwords, sessions, userChanged);
   if (config.ADMIN_PASSWORD) {
     const created = await accounts.ensureInitialAdmin({ username: config.ADMIN_USERNAME, password: config.ADMIN_PASSWORD, email: config.ADMIN_EMAIL });
     if (created) logger.info({ username: config.ADMIN_USERNAME }, 'initial admin created');
@@ -48,7 +60,11 @@ export async function startIdentity(runtime: ServiceRuntime<IdentityConfig>): Pr
   }
 
   return {
-    registrations: identityHandlers(accounts, db, tokenSettings),
+    registrations: [
+      ...authHandlers(accounts, sessions, db, tokenSettings),
+      ...usersHandlers(accounts, users),
+      ...organizationsHandlers(organizations),
+    ],
     dependencies: [{ name: 'database', check: async () => void (await pool.query('SELECT 1')) }],
     async stop() {
       invalidations.unsubscribe();

@@ -9,6 +9,7 @@ import { createDatabase, type IdentityDb } from '../src/adapters/database.js';
 import { Accounts } from '../src/domain/accounts.js';
 import { PasswordHasher } from '../src/domain/passwords.js';
 import { ProfileCache } from '../src/domain/profile-cache.js';
+import { Sessions } from '../src/domain/sessions.js';
 import { TokenIssuer, verificationKeys } from '../src/domain/tokens.js';
 
 const settings = { issuer: 'test-issuer', audience: 'test-audience', accessTtlSeconds: 3600, refreshTtlSeconds: 86_400 };
@@ -27,7 +28,8 @@ beforeAll(async () => {
   await deployMigrations({ schemaPath: join(new URL('.', import.meta.url).pathname, '../prisma/schema.prisma'), databaseUrl: url });
   ({ db, pool } = createDatabase({ url, poolSize: 5, timeoutMs: 5_000 }));
   tokens = await TokenIssuer.load(db, box, settings);
-  accounts = new Accounts(db, new PasswordHasher({ memoryCost: 4096, timeCost: 1, parallelism: 1 }, 8), tokens, profiles, (userId) => {
+  const sessions = new Sessions(db, tokens, { revoked: () => {} });
+  accounts = new Accounts(db, new PasswordHasher({ memoryCost: 4096, timeCost: 1, parallelism: 1 }, 8), sessions, profiles, (userId) => {
     changed.push(userId);
     profiles.invalidate(userId);
   });

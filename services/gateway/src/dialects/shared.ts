@@ -16,5 +16,7 @@ export function callerOf(request: FastifyRequest) {
     organizationUid: caller?.organizationUid ?? '',
     role: caller?.role ?? '',
     clientAddress: request.ip,
+    username: caller?.username ?? '',
+    sessionId: caller?.sessionId ?? '',
   });
 }

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
 import { BusError } from '@runnerhub/bus';
 import type { VerificationKeys } from './keys.js';
+import type { RevokedSessions } from './revocations.js';
 
 export interface Caller {
   userUid: string;
@@ -43,8 +44,8 @@ const JWT_ERRORS: Record<string, BusError> = {
 };
 
 /** Verifies bearer tokens with identity's public keys; only verification, never signing. */
-export const authPlugin = fp(async (app, options: { keys: VerificationKeys; issuer: string; audience: string }) => {
-  const { keys } = options;
+export const authPlugin = fp(async (app, options: { keys: VerificationKeys; revoked: RevokedSessions; issuer: string; audience: string }) => {
+  const { keys, revoked } = options;
   await keys.fetch().catch(() => undefined);
   await app.register(fastifyJwt, {
     secret: (async (_request: FastifyRequest, token: { header: { kid?: string } }) => keys.publicKey(token.header.kid)) as never,
@@ -63,6 +64,7 @@ export const authPlugin = fp(async (app, options: { keys: VerificationKeys; issu
       const code = (error as { code?: string }).code ?? '';
       throw JWT_ERRORS[code] ?? new BusError('AUTH_INVALID', 'the access token is invalid');
     }
+    if (revoked.isRevoked(payload.sid)) throw new BusError('AUTH_INVALID', 'this session has been logged out or revoked');
     request.caller = {
       userUid: payload.sub,
       organizationUid: payload.org,

@@ -1,13 +1,13 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { BusError } from '@runnerhub/bus';
 import type { IdentityDb } from '../adapters/database.js';
 import { Prisma } from '../generated/prisma/client.js';
 import type { PasswordHasher } from './passwords.js';
 import type { ProfileCache } from './profile-cache.js';
-import { hashRefreshToken, newRefreshToken, type TokenIssuer } from './tokens.js';
+import type { IssuedSession, Sessions } from './sessions.js';
 import { normalizeEmail, validateFullName, validateUsername } from './validation.js';
 
-const userWithOrganizations = { memberships: { include: { organization: true }, orderBy: { createdAt: 'asc' } } } as const;
+export const userWithOrganizations = { memberships: { include: { organization: true }, orderBy: { createdAt: 'asc' } } } as const;
 
 export type UserRecord = Prisma.UserGetPayload<{ include: typeof userWithOrganizations }>;
 
@@ -18,10 +18,7 @@ export interface RegisterInput {
   password: string;
 }
 
-export interface LoginResult {
-  accessToken: string;
-  refreshToken: string;
-  expiresIn: number;
+export interface LoginResult extends IssuedSession {
   user: UserRecord;
 }
 
@@ -30,7 +27,7 @@ export class Accounts {
   constructor(
     private readonly db: IdentityDb,
     private readonly passwords: PasswordHasher,
-    private readonly tokens: TokenIssuer,
+    private readonly sessions: Sessions,
     private readonly profiles: ProfileCache,
     /** Told after any change to a user, so every instance drops its cached copy. */
     private readonly userChanged: (userId: string) => void,
@@ -74,26 +71,11 @@ export class Accounts {
       : null;
     const valid = await this.passwords.verify(user?.passwordHash, password);
     if (!user || !valid || !user.active) throw new BusError('AUTH_INVALID', 'invalid username or password');
-
-    const membership = defaultMembership(user);
-    const familyId = randomUUID();
-    const refreshToken = newRefreshToken();
-    const { accessTtlSeconds, refreshTtlSeconds } = this.tokens.settings;
-    await this.db.$transaction([
-      this.db.refreshToken.create({
-        data: { userId: user.id, familyId, tokenHash: hashRefreshToken(refreshToken), expiresAt: new Date(Date.now() + refreshTtlSeconds * 1000) },
-      }),
-      this.db.user.update({ where: { id: user.id }, data: { lastLoginAt: new Date() } }),
-    ]);
-    const accessToken = this.tokens.issueAccessToken({
-      sub: user.id,
-      org: membership?.organizationId ?? '',
-      role: membership?.role ?? 'viewer',
-      username: user.username,
-      sid: familyId,
-    });
+    const session = await this.sessions.start(user);
+    const lastLoginAt = new Date();
+    await this.db.user.update({ where: { id: user.id }, data: { lastLoginAt } });
     this.userChanged(user.id);
-    return { accessToken, refreshToken, expiresIn: accessTtlSeconds, user: { ...user, lastLoginAt: new Date() } };
+    return { ...session, user: { ...user, lastLoginAt } };
   }
 
   async me(userId: string): Promise<UserRecord> {

@@ -2,10 +2,13 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { identityV1 } from '@runnerhub/contracts';
 import { defaultMembership, type UserRecord } from '../domain/accounts.js';
+import type { MembershipRecord } from '../domain/authorization.js';
 import { permissionsOf } from '../domain/roles.js';
 
-export function toUserMessage(user: UserRecord): MessageInitShape<typeof identityV1.UserSchema> {
-  const role = defaultMembership(user)?.role ?? 'viewer';
+/** A user as seen from one organisation (default: their own default): the role is the one held there. */
+export function toUserMessage(user: UserRecord, organizationId?: string): MessageInitShape<typeof identityV1.UserSchema> {
+  const membership = (organizationId && user.memberships.find((m) => m.organizationId === organizationId)) || defaultMembership(user);
+  const role = membership?.role ?? 'viewer';
   return {
     uid: user.id,
     number: user.number,
@@ -18,6 +21,8 @@ export function toUserMessage(user: UserRecord): MessageInitShape<typeof identit
     createdAt: timestampFromDate(user.createdAt),
     lastLoginAt: user.lastLoginAt ? timestampFromDate(user.lastLoginAt) : undefined,
     defaultOrganizationUid: user.defaultOrganizationId ?? '',
+    githubId: user.githubId?.toString() ?? '',
+    updatedAt: timestampFromDate(user.updatedAt),
     organizations: user.memberships.map((m) => ({
       uid: m.organization.id,
       number: m.organization.number,
@@ -26,5 +31,19 @@ export function toUserMessage(user: UserRecord): MessageInitShape<typeof identit
       type: m.organization.type,
       role: m.role,
     })),
+  };
+}
+
+export function toOrganizationMessage(membership: MembershipRecord): MessageInitShape<typeof identityV1.OrganizationSchema> {
+  const { organization } = membership;
+  return {
+    uid: organization.id,
+    number: organization.number,
+    name: organization.name,
+    shortName: organization.shortName,
+    type: organization.type,
+    createdAt: timestampFromDate(organization.createdAt),
+    updatedAt: timestampFromDate(organization.updatedAt),
+    role: membership.role,
   };
 }

@@ -1,16 +1,13 @@
-import { BusError, implement, type Registration } from '@runnerhub/bus';
+import { implement, type Registration } from '@runnerhub/bus';
 import { identityV1 } from '@runnerhub/contracts';
 import type { Accounts } from '../domain/accounts.js';
-import type { IdentityDb } from '../adapters/database.js';
+import type { Sessions } from '../domain/sessions.js';
 import { verificationKeys, type TokenSettings } from '../domain/tokens.js';
+import type { IdentityDb } from '../adapters/database.js';
+import { requireCaller } from './caller.js';
 import { toUserMessage } from './mapping.js';
 
-const pending = async (): Promise<never> => {
-  throw new BusError('SERVICE_UNAVAILABLE', 'not implemented yet');
-};
-
-/** Thin bus adapters: decode, call the domain, map the result. */
-export function identityHandlers(accounts: Accounts, db: IdentityDb, tokenSettings: TokenSettings): Registration[] {
+export function authHandlers(accounts: Accounts, sessions: Sessions, db: IdentityDb, tokenSettings: TokenSettings): Registration[] {
   return [
     implement(identityV1.Auth, {
       async register(request) {
@@ -21,20 +18,17 @@ export function identityHandlers(accounts: Accounts, db: IdentityDb, tokenSettin
         const result = await accounts.login(request.identifier, request.password);
         return { accessToken: result.accessToken, refreshToken: result.refreshToken, expiresIn: result.expiresIn, user: toUserMessage(result.user) };
       },
-      refresh: pending,
-      logout: pending,
-      listRevokedSessions: pending,
-    }),
-    implement(identityV1.Users, {
-      async getMe(request) {
-        if (!request.caller?.userUid) throw new BusError('AUTH_REQUIRED', 'authentication required');
-        return { user: toUserMessage(await accounts.me(request.caller.userUid)) };
+      async refresh(request) {
+        const result = await sessions.refresh(request.refreshToken, (userId) => accounts.me(userId));
+        return { accessToken: result.accessToken, refreshToken: result.refreshToken, expiresIn: result.expiresIn, user: toUserMessage(result.user) };
       },
-      updateMe: pending,
-      list: pending,
-      create: pending,
-      update: pending,
-      delete: pending,
+      async logout(request) {
+        await sessions.logout(requireCaller(request.caller).sessionId);
+        return {};
+      },
+      async listRevokedSessions() {
+        return { sessionIds: await sessions.recentlyRevoked() };
+      },
     }),
     implement(identityV1.Keys, {
       async getVerificationKeys() {
