@@ -10,7 +10,8 @@ export async function startTestStack(options: Partial<StackOptions> = {}): Promi
   const stack = await startStack({
     dataDir,
     ports: { gateway: await freePort(), metricsBase: 0 },
-    env: { LOG_LEVEL: 'warn', DISCOVERY_INTERVAL_MS: '500', ARGON2_MEMORY_KIB: '4096', ARGON2_TIME_COST: '1', ...options.env },
+    // Rate limits are off unless a test turns them on: tests log in far more often than people do.
+    env: { LOG_LEVEL: 'warn', DISCOVERY_INTERVAL_MS: '500', ARGON2_MEMORY_KIB: '4096', ARGON2_TIME_COST: '1', RATE_LIMITS_ENABLED: 'false', ...options.env },
     ...options,
   });
   try {

@@ -1,6 +1,6 @@
 export { Bus, type BusLogger, type BusOptions } from './connection.js';
 export { createClient, type CallOptions, type ServiceClient } from './client.js';
-export { implement, serveService, type HandlerContext, type Implementation, type Registration, type ServiceIdentity } from './server.js';
+export { implement, serveService, type HandlerContext, type Implementation, type Registration, type ServedService, type ServiceIdentity } from './server.js';
 export { BusError, ERROR_STATUS, isErrorCode, type ErrorCode } from './errors.js';
 export { STREAMS, ensureStreams } from './streams.js';
 export { publishEvent, subscribeEvents } from './events.js';

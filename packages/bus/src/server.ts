@@ -42,12 +42,19 @@ export interface ServiceIdentity {
 
 const tracer = trace.getTracer('@runnerhub/bus');
 
+export interface ServedService {
+  service: Service;
+  /** Stops taking requests, then waits for the ones in flight to be answered. */
+  stop(): Promise<void>;
+}
+
 /**
  * Serves implementations with the NATS service framework, so $SRV.PING/INFO/STATS
  * discover every instance; instances of one service share a queue group.
  */
-export async function serveService(bus: Bus, identity: ServiceIdentity, registrations: Registration[]): Promise<Service> {
+export async function serveService(bus: Bus, identity: ServiceIdentity, registrations: Registration[]): Promise<ServedService> {
   const service = await new Svcm(bus.nc).add({ ...identity, queue: identity.name });
+  const inFlight = new Set<Promise<void>>();
   for (const { group, endpoints } of registrations) {
     const serviceGroup = service.addGroup(group);
     for (const endpoint of endpoints) {
@@ -59,12 +66,21 @@ export async function serveService(bus: Bus, identity: ServiceIdentity, registra
             bus.logger.error({ err, subject }, 'endpoint stopped');
             return;
           }
-          void handleMessage(bus, subject, endpoint.method, endpoint.handle, msg);
+          const handled = handleMessage(bus, subject, endpoint.method, endpoint.handle, msg);
+          inFlight.add(handled);
+          void handled.finally(() => inFlight.delete(handled));
         },
       });
     }
   }
-  return service;
+  return {
+    service,
+    async stop() {
+      await service.stop();
+      // Their handlers may still need the database the caller closes next.
+      await Promise.allSettled([...inFlight]);
+    },
+  };
 }
 
 async function handleMessage(
