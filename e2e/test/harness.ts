@@ -7,12 +7,13 @@ import { startStack, type Stack, type StackOptions } from '@runnerhub/stack';
 /** The whole platform as real processes on free ports, in a throw-away directory. */
 export async function startTestStack(options: Partial<StackOptions> = {}): Promise<Stack & { dispose(): Promise<void> }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rh-e2e-'));
+  const { env, ...rest } = options;
   const stack = await startStack({
     dataDir,
     ports: { gateway: await freePort(), metricsBase: 0 },
+    ...rest,
     // Rate limits are off unless a test turns them on: tests log in far more often than people do.
-    env: { LOG_LEVEL: 'warn', DISCOVERY_INTERVAL_MS: '500', ARGON2_MEMORY_KIB: '4096', ARGON2_TIME_COST: '1', RATE_LIMITS_ENABLED: 'false', ...options.env },
-    ...options,
+    env: { LOG_LEVEL: 'warn', DISCOVERY_INTERVAL_MS: '500', ARGON2_MEMORY_KIB: '4096', ARGON2_TIME_COST: '1', RATE_LIMITS_ENABLED: 'false', ...env },
   });
   try {
     await stack.waitHealthy(45_000);

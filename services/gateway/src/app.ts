@@ -31,6 +31,7 @@ export async function startGateway(runtime: ServiceRuntime<GatewayConfig>): Prom
     telemetry: runtime.telemetry,
     directory,
     revoked,
+    rateLimits: config,
     version: runtime.version,
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy: config.TRUST_PROXY,

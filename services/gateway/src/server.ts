@@ -3,17 +3,15 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Registry } from 'prom-client';
 import type { Redis } from 'ioredis';
 import type { Bus } from '@runnerhub/bus';
-import { parseConfig } from '@runnerhub/config';
 import { createHttpMetrics, type Logger, type Telemetry } from '@runnerhub/observability';
 import { authRoutes } from './dialects/auth.js';
-import { rateLimitEnv } from './config.js';
 import { ServiceDirectory } from './health/directory.js';
 import { healthRoutes } from './health/routes.js';
 import { authPlugin } from './plugins/auth.js';
 import { errorsPlugin } from './plugins/errors.js';
 import { jsonPlugin } from './plugins/json.js';
 import { VerificationKeys } from './plugins/keys.js';
-import { rateLimitPlugin } from './plugins/rate-limit.js';
+import { rateLimitPlugin, type RateLimitConfig } from './plugins/rate-limit.js';
 import type { RevokedSessions } from './plugins/revocations.js';
 import { githubOAuthRoutes } from './dialects/oauth.js';
 import { organizationRoutes } from './dialects/organizations.js';
@@ -27,6 +25,7 @@ export interface GatewayDependencies {
   telemetry: Telemetry;
   directory: ServiceDirectory;
   revoked: RevokedSessions;
+  rateLimits: RateLimitConfig;
   version: string;
   bodyLimit: number;
   trustProxy: boolean;
@@ -61,8 +60,7 @@ export async function buildGateway(deps: GatewayDependencies): Promise<FastifyIn
   });
 
   await app.register(authPlugin, { keys: new VerificationKeys(deps.bus), revoked: deps.revoked, issuer: deps.tokenIssuer, audience: deps.tokenAudience });
-  // The limits come from the same environment main.ts has already validated (gatewayEnv includes rateLimitEnv).
-  await app.register(rateLimitPlugin, { redis: deps.redis, registry: deps.registry, timeoutMs: deps.redisTimeoutMs, config: parseConfig(rateLimitEnv) });
+  await app.register(rateLimitPlugin, { redis: deps.redis, registry: deps.registry, timeoutMs: deps.redisTimeoutMs, config: deps.rateLimits });
   await app.register(healthRoutes, { bus: deps.bus, redis: deps.redis, directory: deps.directory, version: deps.version, redisTimeoutMs: deps.redisTimeoutMs });
   await app.register(authRoutes, { bus: deps.bus, revoked: deps.revoked });
   await app.register(userRoutes, { bus: deps.bus });

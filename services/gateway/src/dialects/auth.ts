@@ -34,7 +34,7 @@ export async function authRoutes(app: FastifyInstance, options: { bus: Bus; revo
   };
 
   app.post<{ Body: { username: string; password: string } }>('/api/auth/login', {
-    config: { dialect: 'runnerhub' },
+    config: { dialect: 'runnerhub', rateLimit: 'login' },
     schema: {
       body: {
         type: 'object',
@@ -59,7 +59,7 @@ export async function authRoutes(app: FastifyInstance, options: { bus: Bus; revo
   });
 
   app.post<{ Body: { username: string; password: string; email: string } }>('/api/auth/register', {
-    config: { dialect: 'birun' },
+    config: { dialect: 'birun', rateLimit: 'register' },
     schema: {
       body: {
         type: 'object',
@@ -73,7 +73,7 @@ export async function authRoutes(app: FastifyInstance, options: { bus: Bus; revo
   });
 
   app.post<{ Body: { full_name?: string; email: string; password: string } }>('/auth/register', {
-    config: { dialect: 'runnerpilot' },
+    config: { dialect: 'runnerpilot', rateLimit: 'register' },
     schema: {
       body: {
         type: 'object',
@@ -87,7 +87,7 @@ export async function authRoutes(app: FastifyInstance, options: { bus: Bus; revo
   });
 
   app.post<{ Body: { email: string; password: string } }>('/auth/login', {
-    config: { dialect: 'runnerpilot' },
+    config: { dialect: 'runnerpilot', rateLimit: 'login' },
     schema: {
       body: { type: 'object', required: ['email', 'password'], properties: { email: credentials, password: credentials } },
     },
