@@ -18,6 +18,14 @@ export interface RegisterInput {
   password: string;
 }
 
+export interface NewUser {
+  username: string;
+  email: string | null;
+  fullName: string;
+  passwordHash: string | null;
+  githubId?: bigint;
+}
+
 export interface LoginResult extends IssuedSession {
   user: UserRecord;
 }
@@ -40,17 +48,7 @@ export class Accounts {
     this.passwords.validate(input.password);
     const passwordHash = await this.passwords.hash(input.password);
     try {
-      // One transaction: never a user without an organisation, or the reverse.
-      return await this.db.$transaction(async (tx) => {
-        const organization = await tx.organization.create({
-          data: { name: fullName || username, shortName: personalShortName(username), type: 'personal' },
-        });
-        const user = await tx.user.create({
-          data: { username, email, fullName, passwordHash, defaultOrganizationId: organization.id },
-        });
-        await tx.membership.create({ data: { userId: user.id, organizationId: organization.id, role: 'admin' } });
-        return tx.user.findUniqueOrThrow({ where: { id: user.id }, include: userWithOrganizations });
-      });
+      return await this.createWithPersonalOrganization({ username, email, fullName, passwordHash });
     } catch (error) {
       if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
         // The username defaults to the email, so ask which one is really taken.
@@ -71,6 +69,27 @@ export class Accounts {
       : null;
     const valid = await this.passwords.verify(user?.passwordHash, password);
     if (!user || !valid || !user.active) throw new BusError('AUTH_INVALID', 'invalid username or password');
+    return this.signIn(user);
+  }
+
+  /**
+   * A new user with a personal organisation they administer (registration,
+   * first GitHub sign-in). One transaction: never a user without an
+   * organisation, or the reverse. A taken username, email or github_id is P2002.
+   */
+  async createWithPersonalOrganization(data: NewUser): Promise<UserRecord> {
+    return this.db.$transaction(async (tx) => {
+      const organization = await tx.organization.create({
+        data: { name: data.fullName || data.username, shortName: personalShortName(data.username), type: 'personal' },
+      });
+      const user = await tx.user.create({ data: { ...data, defaultOrganizationId: organization.id } });
+      await tx.membership.create({ data: { userId: user.id, organizationId: organization.id, role: 'admin' } });
+      return tx.user.findUniqueOrThrow({ where: { id: user.id }, include: userWithOrganizations });
+    });
+  }
+
+  /** Starts a session for a user who has just proved who they are (password, GitHub). */
+  async signIn(user: UserRecord): Promise<LoginResult> {
     const session = await this.sessions.start(user);
     const lastLoginAt = new Date();
     await this.db.user.update({ where: { id: user.id }, data: { lastLoginAt } });
