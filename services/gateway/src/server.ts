@@ -4,9 +4,11 @@ import type { Registry } from 'prom-client';
 import type { Redis } from 'ioredis';
 import type { Bus } from '@runnerhub/bus';
 import { createHttpMetrics, type Logger, type Telemetry } from '@runnerhub/observability';
+import { auditRoutes } from './dialects/audit.js';
 import { authRoutes } from './dialects/auth.js';
 import { ServiceDirectory } from './health/directory.js';
 import { healthRoutes } from './health/routes.js';
+import { auditPlugin } from './plugins/audit.js';
 import { authPlugin } from './plugins/auth.js';
 import { errorsPlugin } from './plugins/errors.js';
 import { jsonPlugin } from './plugins/json.js';
@@ -59,12 +61,14 @@ export async function buildGateway(deps: GatewayDependencies): Promise<FastifyIn
     return deps.registry.metrics();
   });
 
+  await app.register(auditPlugin, { bus: deps.bus, registry: deps.registry });
   await app.register(authPlugin, { keys: new VerificationKeys(deps.bus), revoked: deps.revoked, issuer: deps.tokenIssuer, audience: deps.tokenAudience });
   await app.register(rateLimitPlugin, { redis: deps.redis, registry: deps.registry, timeoutMs: deps.redisTimeoutMs, config: deps.rateLimits });
   await app.register(healthRoutes, { bus: deps.bus, redis: deps.redis, directory: deps.directory, version: deps.version, redisTimeoutMs: deps.redisTimeoutMs });
   await app.register(authRoutes, { bus: deps.bus, revoked: deps.revoked });
   await app.register(userRoutes, { bus: deps.bus });
   await app.register(organizationRoutes, { bus: deps.bus });
+  await app.register(auditRoutes, { bus: deps.bus });
   await app.register(githubOAuthRoutes, { bus: deps.bus });
   return app;
 }

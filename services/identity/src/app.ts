@@ -4,17 +4,21 @@ import { publishEvent, subscribeEvents } from '@runnerhub/bus';
 import { identityV1 } from '@runnerhub/contracts';
 import { SecretBox } from '@runnerhub/secrets';
 import type { ServiceRuntime, StartedService } from '@runnerhub/service-kit';
+import { AuditConsumer } from './adapters/audit-consumer.js';
 import { createDatabase } from './adapters/database.js';
 import type { identityEnv } from './config.js';
 import { Accounts } from './domain/accounts.js';
+import { AuditLog } from './domain/audit.js';
 import { PasswordHasher } from './domain/passwords.js';
 import { ProfileCache } from './domain/profile-cache.js';
 import { TokenIssuer } from './domain/tokens.js';
 import { Organizations } from './domain/organizations.js';
 import { Sessions } from './domain/sessions.js';
 import { OrganizationUsers } from './domain/users.js';
+import { auditHandlers } from './handlers/audit.js';
 import { authHandlers } from './handlers/auth.js';
 import { organizationsHandlers } from './handlers/organizations.js';
+import { githubOAuthHandlers } from './handlers/oauth.js';
 import { usersHandlers } from './handlers/users.js';
 
 export type IdentityConfig = ConfigOf<typeof identityEnv>;
@@ -58,16 +62,22 @@ export async function startIdentity(runtime: ServiceRuntime<IdentityConfig>): Pr
   } else {
     logger.warn({}, 'ADMIN_PASSWORD is not set: no initial admin account');
   }
+  const auditLog = new AuditLog(db);
+  const auditConsumer = new AuditConsumer(runtime.bus, auditLog, logger, { batchSize: config.AUDIT_BATCH_SIZE, ackWaitMs: config.AUDIT_ACK_WAIT_MS });
+  auditConsumer.start();
 
   return {
     registrations: [
+      auditHandlers(auditLog),
       ...authHandlers(accounts, sessions, db, tokenSettings),
       ...usersHandlers(accounts, users),
       ...organizationsHandlers(organizations),
+      githubOAuthHandlers({ config, db, accounts, logger }),
     ],
     dependencies: [{ name: 'database', check: async () => void (await pool.query('SELECT 1')) }],
     async stop() {
       invalidations.unsubscribe();
+      await auditConsumer.stop();
       await db.$disconnect();
       await pool.end();
     },
