@@ -1,38 +1,63 @@
 /**
  * RunnerHub's foundation benchmark (`./rh bench`).
  *
+ * On the whole platform:
  * 1. Authenticated GET /common/me through gateway → NATS → identity, against
  *    a bare fastify server answering the same JSON from memory.
  * 2. RSS of every service right after start and idle after the load.
+ * Then, on a second platform of identity and gateway only:
+ * 3. What verifying an access token adds per request (lib/auth.ts).
+ * 4. Logins per second with argon2id at identity's cost (lib/login.ts).
  *
  * Prints Markdown to stdout (progress to stderr) and writes it to
  * bench/results/latest.md. Exits 0 whether targets pass or fail; 1 when the
  * benchmark itself could not run.
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, isAlive, readPid, stopPid } from '@runnerhub/infra';
 import { startStack, type ServiceName, type Stack } from '@runnerhub/stack';
+import { tokenVerificationBench, type SectionContext } from './lib/auth.js';
+import { expectOk, forkServer, http } from './lib/http.js';
+import { checkInterrupted, cleanup, lifecycle, onCleanup } from './lib/lifecycle.js';
 import { runLoad, stopLoad, type LoadResult } from './lib/load.js';
+import { LOGIN_CONNECTIONS, loginBench, loginRateLimits } from './lib/login.js';
 import { CpuMeter, mb, OTHERS, processTree, statusKb } from './lib/proc.js';
-import { meanMsBetween, scrape, type Samples } from './lib/prom.js';
-import { rateLimitHeaders, rateLimitOverrides } from './lib/ratelimits.js';
+import { busiest, meanMsBetween, scrapeOrNothing } from './lib/prom.js';
+import { rateLimitHeaders, rateLimitOverrides, type RateLimitOverrides } from './lib/ratelimits.js';
 import { fixed, int, progress, Report, verdict } from './lib/report.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const RESULTS_FILE = join(BENCH_DIR, 'results', 'latest.md');
 
-const DURATION_S = (() => {
-  const raw = process.env.BENCH_DURATION_S;
-  const value = raw ? Number(raw) : 20;
+/** A whole number of seconds from the environment, between 1 and 600. */
+function seconds(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const value = raw ? Number(raw) : fallback;
   if (!Number.isFinite(value) || value < 1 || value > 600) {
-    console.error(`BENCH_DURATION_S must be a number of seconds between 1 and 600 (got ${JSON.stringify(raw)})`);
+    console.error(`${name} must be a number of seconds between 1 and 600 (got ${JSON.stringify(raw)})`);
     process.exit(2);
   }
   return Math.round(value);
+}
+
+const DURATION_S = seconds('BENCH_DURATION_S', 20);
+const LOGIN_DURATION_S = seconds('BENCH_LOGIN_DURATION_S', 10);
+const SECTION_NAMES = ['platform', 'auth', 'login'] as const;
+type Section = (typeof SECTION_NAMES)[number];
+/** Which sections run: platform (1 and 2), auth (3), login (4); all by default. */
+const SECTIONS = (() => {
+  const raw = process.env.BENCH_SECTIONS?.trim();
+  const names = raw ? raw.split(',').map((name) => name.trim()).filter(Boolean) : [...SECTION_NAMES];
+  const unknown = names.filter((name) => !(SECTION_NAMES as readonly string[]).includes(name));
+  if (unknown.length > 0 || names.length === 0) {
+    console.error(`BENCH_SECTIONS must list some of ${SECTION_NAMES.join(', ')}, comma-separated (got ${JSON.stringify(raw)})`);
+    process.exit(2);
+  }
+  return new Set(names as Section[]);
 })();
 const CONNECTIONS = 50;
 const WARMUP_S = 2;
@@ -41,35 +66,18 @@ const TARGETS = { ratioPct: 35, p99Ms: 25, rssMb: 90 };
 
 const report = new Report();
 
-// ---------------------------------------------------------------- cleanup ---
-// Everything started is registered here and undone in reverse order, once,
-// on success, failure, Ctrl-C or the watchdog.
-const cleanups: Array<{ what: string; run: () => Promise<void> | void }> = [];
-let cleaning: Promise<void> | undefined;
-
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const step of cleanups.reverse()) {
-      try {
-        await step.run();
-      } catch (error) {
-        progress(`cleanup: ${step.what} failed: ${(error as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-
-let interrupted = false;
+// ------------------------------------------------------------ stopping ---
+// Everything started registers its undo step with lib/lifecycle.ts, which
+// runs them in reverse order, once, on success, failure, Ctrl-C or the watchdog.
 function abort(reason: string, code: number): void {
   // Ctrl-C under pnpm delivers SIGINT and then SIGTERM within milliseconds: every
   // signal after the first is only noted, and cleanup itself is bounded instead.
-  if (interrupted) {
+  if (lifecycle.interrupted) {
     progress(`${reason}: already stopping`);
     return;
   }
-  interrupted = true;
-  progress(`${reason}: stopping the load, the stack and the bare server`);
+  lifecycle.interrupted = true;
+  progress(`${reason}: stopping the load, the servers and the platform`);
   stopLoad();
   setTimeout(() => {
     progress('cleanup did not finish within 60 s: exiting; check for leftover processes under the data directory');
@@ -84,65 +92,17 @@ process.on('SIGHUP', () => abort('SIGHUP', 129));
 process.stdout.on('error', () => undefined);
 process.stderr.on('error', () => undefined);
 
-// The whole run is bounded: two measured runs, warm-ups, start, idle wait and stop, with room to spare.
-const WATCHDOG_S = 2 * (DURATION_S + WARMUP_S + 40) + IDLE_S + 300;
+// The whole run is bounded: every measured run with its warm-up and a margin,
+// each platform's start and stop, the idle wait, with room to spare.
+const WATCHDOG_S =
+  (SECTIONS.has('platform') ? 2 * (DURATION_S + WARMUP_S + 40) + IDLE_S + 150 : 0) +
+  (SECTIONS.has('auth') || SECTIONS.has('login') ? 150 : 0) +
+  (SECTIONS.has('auth') ? 4 * (DURATION_S + WARMUP_S + 40) : 0) +
+  (SECTIONS.has('login') ? LOGIN_DURATION_S + WARMUP_S + 40 + 120 : 0) +
+  150;
 setTimeout(() => abort(`watchdog: the benchmark did not finish within ${WATCHDOG_S} s`, 1), WATCHDOG_S * 1000).unref();
 
 // ---------------------------------------------------------------- helpers ---
-async function http(method: string, url: string, options: { body?: unknown; token?: string } = {}): Promise<{ status: number; text: string; headers: Headers }> {
-  const headers: Record<string, string> = {};
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
-  const response = await fetch(url, {
-    method,
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    signal: AbortSignal.timeout(15_000),
-  });
-  return { status: response.status, text: await response.text(), headers: response.headers };
-}
-
-async function expectOk(what: string, response: Promise<{ status: number; text: string; headers: Headers }>): Promise<{ text: string; headers: Headers }> {
-  const { status, text, headers } = await response;
-  if (status < 200 || status >= 300) throw new Error(`${what}: HTTP ${status}: ${text.slice(0, 500)}`);
-  return { text, headers };
-}
-
-/** Forks bare-server.mjs (plain JavaScript, no loader) and resolves with its port once it listens. */
-async function startBareServer(body: unknown): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(join(BENCH_DIR, 'bare-server.mjs'), [], {
-    cwd: BENCH_DIR,
-    execArgv: [],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  cleanups.push({
-    what: 'stop the bare server',
-    run: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        const force = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        child.once('exit', () => {
-          clearTimeout(force);
-          resolve();
-        });
-        child.kill('SIGTERM');
-      }),
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the bare server did not start within 15 s')), 15_000);
-    child.once('message', (message: { port: number }) => {
-      clearTimeout(timer);
-      resolve(message.port);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the bare server exited during start (code ${code})`));
-    });
-    child.send({ body });
-  });
-  return { child, port };
-}
-
 function rssTable(stack: Stack): Map<ServiceName, { rss?: number; hwm?: number }> {
   const result = new Map<ServiceName, { rss?: number; hwm?: number }>();
   for (const [name, service] of stack.services) {
@@ -150,27 +110,6 @@ function rssTable(stack: Stack): Map<ServiceName, { rss?: number; hwm?: number }
     result.set(name, pid === undefined ? {} : { rss: mb(statusKb(pid, 'VmRSS')), hwm: mb(statusKb(pid, 'VmHWM')) });
   }
   return result;
-}
-
-/** The subject (or route) whose histogram gained the most observations between two scrapes. */
-function busiest(before: Samples, after: Samples, name: string, label: string, filter: Record<string, string>): string | undefined {
-  const counts = (samples: Samples) => {
-    const map = new Map<string, number>();
-    for (const s of samples) {
-      if (s.name !== `${name}_count` || !Object.entries(filter).every(([k, v]) => s.labels[k] === v)) continue;
-      const key = s.labels[label] ?? '';
-      map.set(key, (map.get(key) ?? 0) + s.value);
-    }
-    return map;
-  };
-  const a = counts(before);
-  let best: string | undefined;
-  let bestDelta = 0;
-  for (const [key, value] of counts(after)) {
-    const delta = value - (a.get(key) ?? 0);
-    if (delta > bestDelta) [best, bestDelta] = [key, delta];
-  }
-  return best;
 }
 
 /**
@@ -187,15 +126,71 @@ function ownsDataDir(pid: number, dataDir: string): boolean {
   }
 }
 
-/** The latency breakdown is a bonus: without /metrics it shows n/a instead of failing the run. */
-async function scrapeOrNothing(url: string): Promise<Samples> {
-  return scrape(url).catch((error: Error) => {
-    progress(`could not read ${url}: ${error.message}`);
-    return [];
-  });
+const loadavg = () => os.loadavg().map((v) => v.toFixed(2)).join(' / ');
+
+interface Platform {
+  stack: Stack;
+  dataDir: string;
+  identityMetricsPort: number;
+  /** Seconds from launch until every service reported healthy. */
+  startS: number;
+  /** CPU per process group: every service, nats-server, PostgreSQL (all processes), redis, then `extra`, then this process. */
+  cpuGroups: (extra?: Map<string, number[]>) => Map<string, number[]>;
+  /** Stops it and removes its data directory (also done by the cleanup; runs once). */
+  stop: () => Promise<void>;
 }
 
-const loadavg = () => os.loadavg().map((v) => v.toFixed(2)).join(' / ');
+/** Starts a platform (all services, or `services`) on free ports in a throw-away directory. */
+async function launchPlatform(label: string, serviceEnv: Partial<Record<ServiceName, Record<string, string>>>, services?: readonly ServiceName[]): Promise<Platform> {
+  const dataDir = mkdtempSync(join(os.tmpdir(), 'rh-bench-'));
+  const removeDir = onCleanup(`remove ${dataDir}`, () => rmSync(dataDir, { recursive: true, force: true }));
+  const identityMetricsPort = await freePort();
+  const env = { ...serviceEnv, identity: { ...serviceEnv.identity, METRICS_PORT: String(identityMetricsPort) } };
+
+  progress(`starting ${label} in ${dataDir}`);
+  const startedAt = performance.now();
+  const starting = startStack({
+    dataDir,
+    ports: { gateway: await freePort(), metricsBase: 0 },
+    env: { LOG_LEVEL: 'warn' },
+    serviceEnv: env,
+    ...(services ? { services } : {}),
+  });
+  const stopStack = onCleanup(`stop ${label}`, async () => {
+    await (await starting.catch(() => undefined))?.stop();
+    // Whatever a failed start left behind: the servers' own pid files.
+    for (const pidFile of ['nats/nats.pid', 'postgres/pgdata/postmaster.pid', 'redis/redis.pid']) {
+      const pid = readPid(join(dataDir, pidFile));
+      if (pid !== undefined && isAlive(pid) && ownsDataDir(pid, dataDir)) await stopPid(pid, 15_000, pidFile.startsWith('postgres') ? 'SIGINT' : 'SIGTERM');
+    }
+  });
+  const stack = await starting;
+  await stack.waitHealthy(60_000);
+  const startS = (performance.now() - startedAt) / 1000;
+  progress(`${label} healthy after ${startS.toFixed(1)} s at ${stack.gatewayUrl}`);
+
+  const infraPids = {
+    nats: readPid(join(dataDir, 'nats', 'nats.pid')),
+    postgres: readPid(join(dataDir, 'postgres', 'pgdata', 'postmaster.pid')),
+    redis: readPid(join(dataDir, 'redis', 'redis.pid')),
+  };
+  const cpuGroups = (extra?: Map<string, number[]>) => {
+    const groups = new Map<string, number[]>();
+    for (const [name, service] of stack.services) if (service.pid !== undefined) groups.set(name, [service.pid]);
+    if (infraPids.nats) groups.set('nats-server', [infraPids.nats]);
+    if (infraPids.postgres) groups.set('postgres (all processes)', processTree(infraPids.postgres));
+    if (infraPids.redis) groups.set('redis', [infraPids.redis]);
+    for (const [name, pids] of extra ?? []) groups.set(name, pids);
+    groups.set('bench process (autocannon)', [process.pid]);
+    return groups;
+  };
+  const stop = async () => {
+    progress(`stopping ${label}`);
+    await stopStack();
+    await removeDir();
+  };
+  return { stack, dataDir, identityMetricsPort, startS, cpuGroups, stop };
+}
 
 // ------------------------------------------------------------------- main ---
 async function main(): Promise<void> {
@@ -217,41 +212,42 @@ async function main(): Promise<void> {
     ['commit', commit],
     ['environment passed to the services', ['NODE_OPTIONS', 'OTEL_SDK_DISABLED', 'OTEL_EXPORTER_OTLP_ENDPOINT'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`).join(', ') || 'defaults (LOG_LEVEL=warn)'],
     ['load average at start (1/5/15 min)', loadavg()],
-    ['measured duration per target', `${DURATION_S} s after ${WARMUP_S} s warm-up, ${CONNECTIONS} connections`],
+    ['measured duration per target', `${DURATION_S} s after ${WARMUP_S} s warm-up, ${CONNECTIONS} connections (sections 1 and 3)`],
+    ['login benchmark', `${LOGIN_DURATION_S} s after ${WARMUP_S} s warm-up, ${LOGIN_CONNECTIONS} connections (section 4)`],
+    ['sections run', SECTIONS.size === SECTION_NAMES.length ? 'all' : [...SECTIONS].join(', ')],
   ], ['l', 'l']);
 
-  const dataDir = mkdtempSync(join(os.tmpdir(), 'rh-bench-'));
-  cleanups.push({ what: `remove ${dataDir}`, run: () => rmSync(dataDir, { recursive: true, force: true }) });
-
   const limits = await rateLimitOverrides();
-  const identityMetricsPort = await freePort();
-  const serviceEnv: Partial<Record<ServiceName, Record<string, string>>> = { ...limits.env };
-  serviceEnv.identity = { ...serviceEnv.identity, METRICS_PORT: String(identityMetricsPort) };
+  if (SECTIONS.has('platform')) await platformSections(limits);
+  if (SECTIONS.has('auth') || SECTIONS.has('login')) {
+    checkInterrupted();
+    // The login limits raised (or the limiter off): section 4 measures argon2, not 429s.
+    const loginLimits = loginRateLimits(limits);
+    const serviceEnv = { ...limits.env, gateway: { ...limits.env.gateway, ...loginLimits.gatewayEnv } };
+    const platform = await launchPlatform('the identity + gateway platform', serviceEnv, ['identity', 'gateway']);
+    const ctx: SectionContext = {
+      report,
+      stack: platform.stack,
+      benchDir: BENCH_DIR,
+      durationS: DURATION_S,
+      warmupS: WARMUP_S,
+      cpuGroups: platform.cpuGroups,
+      loadavg,
+    };
+    if (SECTIONS.has('auth')) await tokenVerificationBench(ctx);
+    checkInterrupted();
+    if (SECTIONS.has('login')) {
+      await loginBench({ ...ctx, loginDurationS: LOGIN_DURATION_S, identityMetricsPort: platform.identityMetricsPort, limitNotes: loginLimits.notes });
+    }
+    await platform.stop();
+  }
+}
 
-  progress(`starting the platform in ${dataDir}`);
-  const startedAt = performance.now();
-  const starting = startStack({
-    dataDir,
-    ports: { gateway: await freePort(), metricsBase: 0 },
-    env: { LOG_LEVEL: 'warn' },
-    serviceEnv,
-  });
-  cleanups.push({
-    what: 'stop the platform',
-    run: async () => {
-      await (await starting.catch(() => undefined))?.stop();
-      // Whatever a failed start left behind: the servers' own pid files.
-      for (const pidFile of ['nats/nats.pid', 'postgres/pgdata/postmaster.pid', 'redis/redis.pid']) {
-        const pid = readPid(join(dataDir, pidFile));
-        if (pid !== undefined && isAlive(pid) && ownsDataDir(pid, dataDir)) await stopPid(pid, 15_000, pidFile.startsWith('postgres') ? 'SIGINT' : 'SIGTERM');
-      }
-    },
-  });
-  const stack = await starting;
-  await stack.waitHealthy(60_000);
-  const startS = (performance.now() - startedAt) / 1000;
+/** Sections 1 and 2, on the whole platform. */
+async function platformSections(limits: RateLimitOverrides): Promise<void> {
+  const launched = await launchPlatform('the platform', limits.env);
+  const { stack, identityMetricsPort, startS } = launched;
   const rssAfterStart = rssTable(stack);
-  progress(`platform healthy after ${startS.toFixed(1)} s at ${stack.gatewayUrl}`);
 
   // A user of its own, and the JSON the bare server must return.
   const account = { full_name: 'Bench User', email: 'bench-user@runnerhub.local', password: 'bench-password-1234' };
@@ -262,7 +258,7 @@ async function main(): Promise<void> {
   const meBody = JSON.parse(me.text) as unknown;
   const limitHeaders = rateLimitHeaders(me.headers);
 
-  const { child: bare, port: barePort } = await startBareServer(meBody);
+  const { child: bare, reply: { port: barePort }, stop: stopBare } = await forkServer<{ port: number }>(join(BENCH_DIR, 'bare-server.mjs'), 'bare server', { body: meBody });
   const bareUrl = `http://127.0.0.1:${barePort}/common/me`;
   const bareCheck = await expectOk('GET /common/me on the bare server', http('GET', bareUrl));
   if (bareCheck.text !== JSON.stringify(meBody)) throw new Error(`the bare server answers ${bareCheck.text}, the platform ${me.text}`);
@@ -270,35 +266,21 @@ async function main(): Promise<void> {
   progress(`bare fastify server (pid ${bare.pid}) at ${bareUrl}; both answer ${me.text.length} bytes`);
 
   // CPU per process group, to see where the time goes.
-  const infraPids = {
-    nats: readPid(join(dataDir, 'nats', 'nats.pid')),
-    postgres: readPid(join(dataDir, 'postgres', 'pgdata', 'postmaster.pid')),
-    redis: readPid(join(dataDir, 'redis', 'redis.pid')),
-  };
-  const cpu = new CpuMeter(() => {
-    const groups = new Map<string, number[]>();
-    for (const [name, service] of stack.services) if (service.pid !== undefined) groups.set(name, [service.pid]);
-    if (infraPids.nats) groups.set('nats-server', [infraPids.nats]);
-    if (infraPids.postgres) groups.set('postgres (all processes)', processTree(infraPids.postgres));
-    if (infraPids.redis) groups.set('redis', [infraPids.redis]);
-    if (bare.pid) groups.set('bare fastify server', [bare.pid]);
-    groups.set('bench process (autocannon)', [process.pid]);
-    return groups;
-  });
+  const cpu = new CpuMeter(() => launched.cpuGroups(new Map(bare.pid ? [['bare fastify server', [bare.pid]]] : [])));
 
   const measure = async (label: string, url: string, headers?: Record<string, string>) => {
     progress(`${label}: warm-up ${WARMUP_S} s`);
     await runLoad({ url, headers, connections: CONNECTIONS, durationS: WARMUP_S });
-    if (interrupted) throw new Error('interrupted');
+    checkInterrupted();
     progress(`${label}: measuring ${DURATION_S} s with ${CONNECTIONS} connections`);
-    const gatewayBefore = await scrapeOrNothing(`${stack.gatewayUrl}/metrics`);
-    const identityBefore = await scrapeOrNothing(`http://127.0.0.1:${identityMetricsPort}/metrics`);
+    const gatewayBefore = await scrapeOrNothing(`${stack.gatewayUrl}/metrics`, progress);
+    const identityBefore = await scrapeOrNothing(`http://127.0.0.1:${identityMetricsPort}/metrics`, progress);
     cpu.start();
     const result = await runLoad({ url, headers, connections: CONNECTIONS, durationS: DURATION_S });
     const cpuPct = cpu.stop();
-    const gatewayAfter = await scrapeOrNothing(`${stack.gatewayUrl}/metrics`);
-    const identityAfter = await scrapeOrNothing(`http://127.0.0.1:${identityMetricsPort}/metrics`);
-    if (interrupted) throw new Error('interrupted');
+    const gatewayAfter = await scrapeOrNothing(`${stack.gatewayUrl}/metrics`, progress);
+    const identityAfter = await scrapeOrNothing(`http://127.0.0.1:${identityMetricsPort}/metrics`, progress);
+    checkInterrupted();
     progress(`${label}: ${int(result.rps)} req/s, p99 ${fixed(result.p99Ms, 2)} ms, load average ${loadavg()}`);
     return { result, cpuPct, gatewayBefore, gatewayAfter, identityBefore, identityAfter, loadavg: loadavg() };
   };
@@ -389,6 +371,9 @@ async function main(): Promise<void> {
     rssRows.push(['*bare fastify server (reference)*', fixed(bareRssAfterStart), fixed(mb(statusKb(bare.pid, 'VmRSS'))), fixed(mb(statusKb(bare.pid, 'VmHWM'))), '—', '—']);
   }
   report.table(['service', 'after start MB', 'idle after load MB', 'peak MB', 'target', 'result'], rssRows, ['l', 'r', 'r', 'r', 'l', 'l']);
+
+  await stopBare();
+  await launched.stop();
 }
 
 let failed = false;
@@ -396,17 +381,17 @@ try {
   await main();
 } catch (error) {
   failed = true;
-  if (!interrupted) {
+  if (!lifecycle.interrupted) {
     progress(`benchmark failed: ${(error as Error).stack ?? String(error)}`);
     report.add('', `**The benchmark failed:** ${(error as Error).message}`, '');
   }
 } finally {
-  if (!interrupted) {
-    progress('stopping the platform');
+  if (!lifecycle.interrupted) {
+    progress('cleaning up');
     await cleanup();
   }
 }
-if (!interrupted) {
+if (!lifecycle.interrupted) {
   report.write(RESULTS_FILE);
   progress(`written to ${RESULTS_FILE}`);
   process.exit(failed ? 1 : 0);

@@ -2,7 +2,11 @@ import autocannon from 'autocannon';
 
 export interface LoadOptions {
   url: string;
+  /** GET unless set. */
+  method?: 'GET' | 'POST';
   headers?: Record<string, string>;
+  /** Request bodies, one per connection in turn (connection i sends bodies[i % length]). */
+  bodies?: string[];
   connections: number;
   durationS: number;
 }
@@ -45,10 +49,19 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   let samples = new Float64Array(1 << 16);
   let count = 0;
   // Without a callback autocannon returns its event emitter, which is also a promise of the result.
+  const bodies = options.bodies ?? [];
+  let nextBody = 0;
   const instance = autocannon({
     url: options.url,
-    method: 'GET',
+    method: options.method ?? 'GET',
     headers: options.headers,
+    ...(bodies.length > 0
+      ? {
+          body: bodies[0],
+          // Each connection keeps its own body for the whole run (one account per connection, say).
+          setupClient: (client: { setBody(body: string): void }) => client.setBody(bodies[nextBody++ % bodies.length]!),
+        }
+      : {}),
     connections: options.connections,
     duration: options.durationS,
     timeout: 10,

@@ -35,3 +35,32 @@ export function meanMsBetween(before: Samples, after: Samples, name: string, lab
   const count = b.count - a.count;
   return count > 0 ? ((b.sum - a.sum) / count) * 1000 : undefined;
 }
+
+/** The label value (route, subject) whose histogram gained the most observations between two scrapes. */
+export function busiest(before: Samples, after: Samples, name: string, label: string, filter: Record<string, string>): string | undefined {
+  const counts = (samples: Samples) => {
+    const map = new Map<string, number>();
+    for (const s of samples) {
+      if (s.name !== `${name}_count` || !Object.entries(filter).every(([k, v]) => s.labels[k] === v)) continue;
+      const key = s.labels[label] ?? '';
+      map.set(key, (map.get(key) ?? 0) + s.value);
+    }
+    return map;
+  };
+  const a = counts(before);
+  let best: string | undefined;
+  let bestDelta = 0;
+  for (const [key, value] of counts(after)) {
+    const delta = value - (a.get(key) ?? 0);
+    if (delta > bestDelta) [best, bestDelta] = [key, delta];
+  }
+  return best;
+}
+
+/** A scrape that never fails the run: without /metrics the tables show n/a. */
+export async function scrapeOrNothing(url: string, onError: (message: string) => void): Promise<Samples> {
+  return scrape(url).catch((error: Error) => {
+    onError(`could not read ${url}: ${error.message}`);
+    return [];
+  });
+}

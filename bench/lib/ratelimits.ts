@@ -53,14 +53,24 @@ export function raiseLimits(settings: Record<string, ZodLike>): { env: Record<st
   return { env, notes };
 }
 
+export interface RateLimitOverrides {
+  /** The environment to add per service. */
+  env: Partial<Record<ServiceName, Record<string, string>>>;
+  /** Every rate-limit setting each service declares, raised or not, with its default. */
+  declared: Partial<Record<ServiceName, Record<string, string>>>;
+  /** One line per setting: what was done with it. */
+  notes: string[];
+}
+
 /**
  * Finds every rate-limit setting that a service declares in its environment
  * schema (services/<name>/dist/config.js) and returns the environment that
- * raises it (see raiseLimits). Today no service declares one; the day one
- * does, the benchmark raises it and says so instead of measuring 429s.
+ * raises it (see raiseLimits), so that the benchmark says what it changed
+ * instead of measuring 429s.
  */
-export async function rateLimitOverrides(): Promise<{ env: Partial<Record<ServiceName, Record<string, string>>>; notes: string[] }> {
+export async function rateLimitOverrides(): Promise<RateLimitOverrides> {
   const env: Partial<Record<ServiceName, Record<string, string>>> = {};
+  const declared: Partial<Record<ServiceName, Record<string, string>>> = {};
   const notes: string[] = [];
   for (const service of SERVICE_NAMES) {
     const file = join(REPO_ROOT, 'services', service, 'dist', 'config.js');
@@ -79,11 +89,14 @@ export async function rateLimitOverrides(): Promise<{ env: Partial<Record<Servic
         if (isZod(schema) && /RATE_?LIMIT|THROTTL/i.test(name)) settings[name] = schema;
       }
     }
+    if (Object.keys(settings).length > 0) {
+      declared[service] = Object.fromEntries(Object.entries(settings).map(([name, schema]) => [name, String(schema.safeParse(undefined).data)]));
+    }
     const raised = raiseLimits(settings);
     if (Object.keys(raised.env).length > 0) env[service] = raised.env;
     notes.push(...raised.notes.map((note) => `${service}: ${note}`));
   }
-  return { env, notes };
+  return { env, declared, notes };
 }
 
 /** Rate-limit headers on a response (IETF draft and the common X- forms). */
