@@ -1,23 +1,5 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ADMIN, type Stack } from '@runnerhub/stack';
-import { eventually, request, startTestStack } from './harness.js';
-
-/** Collects the trace ids of the spans the services export, so a recorded trace id can be checked against a real trace. */
-function startOtlpReceiver(): Promise<{ server: Server; url: string; traceIds: Set<string> }> {
-  const traceIds = new Set<string>();
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => {
-      for (const resourceSpans of JSON.parse(body || '{}').resourceSpans ?? []) {
-        for (const scope of resourceSpans.scopeSpans ?? []) for (const span of scope.spans ?? []) traceIds.add(span.traceId);
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, traceIds })));
-}
+import { eventually, request, startOtlpReceiver, startTestStack, type OtlpReceiver } from './harness.js';
 
 const AUDIT = '/api/security/audit-logs';
 const incomingTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -27,7 +9,7 @@ const viewer = { username: `viewer-${suffix}`, password: 'viewer-password-SECRET
 const wrongPassword = 'wrong-password-SECRET-3';
 
 let stack: Stack & { dispose(): Promise<void> };
-let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
+let receiver: OtlpReceiver;
 let base: string;
 let adminToken: string;
 
@@ -57,8 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.dispose();
-  receiver?.server.closeAllConnections();
-  receiver?.server.close();
+  receiver?.close();
 }, 60_000);
 
 test('the admin sees a successful login, a failed login, a registration and a user creation, with outcome, status, client address and trace id', async () => {
@@ -84,7 +65,7 @@ test('without an incoming traceparent the recorded trace id is the gateway\'s ow
   const traceId = logs.find((log) => log.requestId === requestId)!.traceId!;
   expect(traceId).toMatch(/^[0-9a-f]{32}$/);
   expect(traceId).not.toBe(incomingTrace);
-  await eventually('the request\'s spans at the collector', async () => (receiver.traceIds.has(traceId) ? true : undefined), 15_000);
+  await eventually('the request\'s spans at the collector', async () => (receiver.spans.some((span) => span.traceId === traceId) ? true : undefined), 15_000);
 });
 
 test('records never contain passwords or request bodies', async () => {

@@ -1,40 +1,8 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ADMIN, type Stack } from '@runnerhub/stack';
-import { eventually, request, startTestStack } from './harness.js';
-
-interface ExportedSpan {
-  service: string;
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  name: string;
-}
-
-/** A minimal OTLP/HTTP JSON receiver: collects every span the services export. */
-function startOtlpReceiver(): Promise<{ server: Server; url: string; spans: ExportedSpan[] }> {
-  const spans: ExportedSpan[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => {
-      if (req.url === '/v1/traces') {
-        const payload = JSON.parse(body);
-        for (const resourceSpans of payload.resourceSpans ?? []) {
-          const service = resourceSpans.resource?.attributes?.find((a: { key: string }) => a.key === 'service.name')?.value?.stringValue;
-          for (const scope of resourceSpans.scopeSpans ?? []) {
-            for (const span of scope.spans ?? []) spans.push({ service, traceId: span.traceId, spanId: span.spanId, parentSpanId: span.parentSpanId ?? '', name: span.name });
-          }
-        }
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans })));
-}
+import { eventually, request, startOtlpReceiver, startTestStack, type OtlpReceiver } from './harness.js';
 
 let stack: Stack & { dispose(): Promise<void> };
-let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
+let receiver: OtlpReceiver;
 
 beforeAll(async () => {
   receiver = await startOtlpReceiver();
@@ -43,8 +11,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.dispose();
-  receiver?.server.closeAllConnections();
-  receiver?.server.close();
+  receiver?.close();
 }, 60_000);
 
 test('one login request produces a single trace that spans the gateway and identity', async () => {
