@@ -1,2 +1,3 @@
 export * from './gen/runnerhub/common/v1/common_pb.js';
 export * as identityV1 from './identity-v1.js';
+export * as executorV1 from './executor-v1.js';

@@ -1,0 +1,1 @@
+export * from './gen/runnerhub/executor/v1/executor_pb.js';

@@ -1,0 +1,270 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client, ClientChannel } from 'ssh2';
+import type { HostKeyVerifier } from '../domain/host-keys.js';
+import { SshError } from '../domain/ssh-errors.js';
+import { poolKeyOf, serverOf, type SshTarget } from '../domain/target.js';
+import { connectSsh, type ConnectOptions } from './ssh-connect.js';
+
+export interface SshPoolOptions {
+  verifyHostKey: HostKeyVerifier;
+  connectTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  keepaliveIntervalMs?: number;
+  keepaliveCountMax?: number;
+  /** Connections per pool key once one is full (each carries up to the server's MaxSessions channels). */
+  maxConnectionsPerServer?: number;
+  /** MaxSessions assumed for a target that names none: OpenSSH's default. */
+  defaultMaxSessions?: number;
+  /** An unused connection is closed after this long. */
+  idleTimeoutMs?: number;
+  /** How long a request may wait for a free session. */
+  acquireTimeoutMs?: number;
+  /** Reconnect backoff after failed connection attempts: doubles from initial up to max. */
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /** After a server refused credentials, the same credentials fail here without a new attempt for this long. */
+  authFailureHoldMs?: number;
+}
+
+export interface PoolStats {
+  connectAttempts: number;
+  connectionsOpened: number;
+  openConnections: number;
+  channelsOpened: number;
+  channelOpenRetries: number;
+  peakChannelsPerConnection: number;
+}
+
+interface Connection {
+  readonly client: Client;
+  active: number;
+  idleTimer?: NodeJS.Timeout;
+}
+
+interface Waiter {
+  resolve(connection: Connection): void;
+  reject(error: unknown): void;
+  timer: NodeJS.Timeout;
+}
+
+interface Entry {
+  key: string;
+  target: SshTarget;
+  maxSessions: number;
+  connections: Connection[];
+  waiters: Waiter[];
+  connecting: boolean;
+  failures: number;
+  retryAt: number;
+  authHold?: { until: number; error: SshError };
+}
+
+// sshd frees a session slot a moment after it reports the channel closed, so
+// an open right after a close may be refused although MaxSessions is kept.
+const OPEN_RETRIES = 6;
+
+/**
+ * ssh2 connections pooled per host:port:user and credentials. Each command
+ * gets its own channel; a connection carries at most the server's
+ * MaxSessions channels, more connections open up to a cap, and requests
+ * beyond that queue. Requests waiting on a server that has no connection
+ * share one connection attempt, so a down host or a wrong password costs one
+ * attempt, not one per request.
+ */
+export class SshPool {
+  private readonly entries = new Map<string, Entry>();
+  private readonly settings: Required<Omit<SshPoolOptions, 'verifyHostKey'>>;
+  private readonly connectOptions: ConnectOptions;
+  private readonly counters = { connectAttempts: 0, connectionsOpened: 0, channelsOpened: 0, channelOpenRetries: 0, peakChannelsPerConnection: 0 };
+  private closed = false;
+
+  constructor({ verifyHostKey, ...tunables }: SshPoolOptions) {
+    this.settings = {
+      connectTimeoutMs: 5_000,
+      handshakeTimeoutMs: 10_000,
+      keepaliveIntervalMs: 15_000,
+      keepaliveCountMax: 3,
+      maxConnectionsPerServer: 2,
+      defaultMaxSessions: 10,
+      idleTimeoutMs: 60_000,
+      acquireTimeoutMs: 30_000,
+      backoffInitialMs: 250,
+      backoffMaxMs: 10_000,
+      authFailureHoldMs: 60_000,
+      ...withoutUndefined(tunables),
+    };
+    this.connectOptions = { verifyHostKey, ...this.settings };
+  }
+
+  /** Opens a channel running `command`; its session slot is given back when the channel closes. `urgent` requests jump the queue. */
+  async exec(target: SshTarget, command: string, options: { urgent?: boolean } = {}): Promise<ClientChannel> {
+    for (let attempt = 0; ; attempt++) {
+      // Looked up each time: an unused entry is forgotten while we wait to retry.
+      const entry = this.entryFor(target);
+      const connection = await this.acquire(entry, options.urgent ?? false);
+      try {
+        const channel = await openChannel(connection.client, command);
+        this.counters.channelsOpened++;
+        channel.once('close', () => this.release(entry, connection));
+        return channel;
+      } catch (error) {
+        this.release(entry, connection);
+        if (attempt >= OPEN_RETRIES) {
+          throw new SshError('CHANNEL_OPEN_FAILED', `${serverOf(target)} refused a new session: ${(error as Error).message}`);
+        }
+        this.counters.channelOpenRetries++;
+        await sleep(2 ** attempt);
+      }
+    }
+  }
+
+  stats(): PoolStats {
+    let openConnections = 0;
+    for (const entry of this.entries.values()) openConnections += entry.connections.length;
+    return { ...this.counters, openConnections };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const closing: Promise<unknown>[] = [];
+    for (const entry of this.entries.values()) {
+      this.failWaiters(entry, new SshError('CLOSED', 'the SSH pool is closing'));
+      for (const connection of entry.connections) {
+        closing.push(new Promise<void>((resolve) => connection.client.once('close', () => resolve())));
+        connection.client.end();
+      }
+    }
+    await Promise.race([Promise.all(closing), sleep(2_000, undefined, { ref: false })]);
+    this.entries.clear();
+  }
+
+  private entryFor(target: SshTarget): Entry {
+    if (this.closed) throw new SshError('CLOSED', 'the SSH pool is closed');
+    const key = poolKeyOf(target);
+    let entry = this.entries.get(key);
+    if (!entry) {
+      entry = { key, target, maxSessions: 0, connections: [], waiters: [], connecting: false, failures: 0, retryAt: 0 };
+      this.entries.set(key, entry);
+    }
+    // Inventory may have changed the server's limit since the last request.
+    entry.maxSessions = Math.max(1, target.maxSessions ?? this.settings.defaultMaxSessions);
+    return entry;
+  }
+
+  private acquire(entry: Entry, urgent: boolean): Promise<Connection> {
+    const hold = entry.authHold;
+    if (hold && hold.until > Date.now()) return Promise.reject(hold.error);
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          entry.waiters.splice(entry.waiters.indexOf(waiter), 1);
+          reject(new SshError('POOL_BUSY', `no session on ${serverOf(entry.target)} became free within ${this.settings.acquireTimeoutMs} ms`));
+        }, this.settings.acquireTimeoutMs),
+      };
+      if (urgent) entry.waiters.unshift(waiter);
+      else entry.waiters.push(waiter);
+      this.pump(entry);
+    });
+  }
+
+  /** Hands free session slots to waiters in order, and opens a connection when they need one. */
+  private pump(entry: Entry): void {
+    while (entry.waiters.length > 0) {
+      const connection = entry.connections.find((candidate) => candidate.active < entry.maxSessions);
+      if (!connection) break;
+      const waiter = entry.waiters.shift() as Waiter;
+      clearTimeout(waiter.timer);
+      clearTimeout(connection.idleTimer);
+      connection.active++;
+      this.counters.peakChannelsPerConnection = Math.max(this.counters.peakChannelsPerConnection, connection.active);
+      waiter.resolve(connection);
+    }
+    if (entry.waiters.length > 0 && !entry.connecting && entry.connections.length < this.settings.maxConnectionsPerServer) {
+      void this.grow(entry);
+    }
+  }
+
+  private async grow(entry: Entry): Promise<void> {
+    entry.connecting = true;
+    try {
+      const backoff = entry.retryAt - Date.now();
+      if (backoff > 0) await sleep(backoff);
+      this.counters.connectAttempts++;
+      const client = await connectSsh(entry.target, this.connectOptions);
+      if (this.closed) {
+        client.end();
+        return;
+      }
+      entry.failures = 0;
+      entry.retryAt = 0;
+      entry.authHold = undefined;
+      const connection: Connection = { client, active: 0 };
+      entry.connections.push(connection);
+      this.counters.connectionsOpened++;
+      client.once('close', () => this.drop(entry, connection));
+    } catch (error) {
+      const failure = error instanceof SshError ? error : new SshError('CONNECTION_LOST', (error as Error).message);
+      if (failure.kind === 'AUTH_FAILED') entry.authHold = { until: Date.now() + this.settings.authFailureHoldMs, error: failure };
+      if (failure.outage) {
+        entry.failures++;
+        entry.retryAt = Date.now() + backoffDelay(entry.failures, this.settings.backoffInitialMs, this.settings.backoffMaxMs);
+      }
+      // With no connection at all, every waiter shares this failure instead of trying again.
+      if (entry.connections.length === 0) this.failWaiters(entry, failure);
+    } finally {
+      entry.connecting = false;
+      if (!this.closed) this.pump(entry);
+    }
+  }
+
+  private release(entry: Entry, connection: Connection): void {
+    connection.active--;
+    if (connection.active === 0 && entry.connections.includes(connection)) {
+      connection.idleTimer = setTimeout(() => connection.client.end(), this.settings.idleTimeoutMs);
+      connection.idleTimer.unref();
+    }
+    this.pump(entry);
+  }
+
+  /** A connection ended (idle, keep-alive timeout, server gone): later requests get a new one. */
+  private drop(entry: Entry, connection: Connection): void {
+    clearTimeout(connection.idleTimer);
+    entry.connections = entry.connections.filter((candidate) => candidate !== connection);
+    if (this.closed) return;
+    this.pump(entry);
+    // Forget a server nobody uses unless it remembers a failure (backoff, refused credentials).
+    if (entry.connections.length === 0 && entry.waiters.length === 0 && !entry.connecting && entry.failures === 0 && !entry.authHold) {
+      this.entries.delete(entry.key);
+    }
+  }
+
+  private failWaiters(entry: Entry, error: SshError): void {
+    for (const waiter of entry.waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
+  }
+}
+
+function openChannel(client: Client, command: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => {
+    try {
+      client.exec(command, (error, channel) => (error ? reject(error) : resolve(channel)));
+    } catch (error) {
+      // ssh2 throws "Not connected" at once on a connection that just ended.
+      reject(error);
+    }
+  });
+}
+
+/** Exponential with jitter, so many executors do not reconnect in step. */
+function backoffDelay(failures: number, initialMs: number, maxMs: number): number {
+  const ceiling = Math.min(maxMs, initialMs * 2 ** (failures - 1));
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
+import { SshError } from './ssh-errors.js';
+
+/**
+ * The only command line ever sent to a server. Everything variable (the
+ * command, the script, the environment) travels over the channel's stdin as
+ * a program for /bin/sh, so nothing user-supplied is quoted into a command
+ * line that the login shell parses. `exec` keeps the session's process: sshd
+ * made it a session and process-group leader, so `$$` is the group to signal.
+ */
+export const REMOTE_COMMAND = 'exec /bin/sh -s';
+
+export type Work = { command: string } | { script: string; shell?: string };
+
+export interface RemoteProgram {
+  /** What to write to stdin. */
+  text: string;
+  /** Printed first on stdout, followed by the process group id and a newline. */
+  marker: string;
+}
+
+// How each interpreter reads a program from stdin.
+const STDIN_FLAG: Record<string, string> = { sh: '-s', bash: '-s', dash: '-s', zsh: '-s', ksh: '-s', mksh: '-s', ash: '-s', python: '-', python3: '-', perl: '-', ruby: '-', node: '-' };
+
+export function buildProgram(work: Work, env: Record<string, string> = {}): RemoteProgram {
+  const nonce = randomBytes(12).toString('hex');
+  const marker = `\x1eRUNNERHUB-${nonce}:`;
+  const lines = [`printf '%s%s\\n' '${marker}' "$$"`];
+  for (const [name, value] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw invalid(`environment variable name "${name}" is not a shell name`, 'env');
+    lines.push(`export ${name}=${singleQuoted(value, 'env')}`);
+  }
+  if ('command' in work) {
+    if (work.command.trim() === '') throw invalid('the command is empty', 'command');
+    rejectNul(work.command, 'command');
+    lines.push(work.command);
+  } else {
+    rejectNul(work.script, 'script');
+    const shell = work.shell ?? '/bin/bash';
+    const flag = STDIN_FLAG[basename(shell)];
+    if (!flag || !/^(\/[A-Za-z0-9._+-]+)+$|^[A-Za-z0-9._+-]+$/.test(shell)) {
+      throw invalid(`shell "${shell}" is not supported: use one of ${Object.keys(STDIN_FLAG).join(', ')} (a name or an absolute path)`, 'shell');
+    }
+    // A quoted here-document is passed on byte for byte; its end line cannot occur in the script.
+    const end = `RUNNERHUB_END_${nonce}`;
+    if (work.script.split('\n').includes(end)) throw invalid('the script contains the end marker', 'script');
+    const body = work.script.endsWith('\n') ? work.script : `${work.script}\n`;
+    lines.push(`exec ${shell} ${flag} <<'${end}'\n${body}${end}`);
+  }
+  return { text: `${lines.join('\n')}\n`, marker };
+}
+
+/**
+ * Signals a process group: TERM, then KILL after the grace period, and
+ * checks that no process of it is left. Exits 0 when TERM sufficed, 2 when
+ * KILL was needed, 1 when something survived. Zombies do not count: where
+ * PID 1 does not reap orphans (containers without an init) they linger.
+ */
+export function killProgram(pgid: number, graceMs: number): string {
+  if (!Number.isSafeInteger(pgid) || pgid <= 1) throw invalid(`${pgid} is not a process group`, 'pgid');
+  const ticks = Math.max(1, Math.ceil(graceMs / 100));
+  return `g=${pgid}
+alive() {
+  if [ -r /proc/self/stat ]; then
+    for f in /proc/[0-9]*/stat; do
+      read -r s < "$f" 2>/dev/null || continue
+      set -- \${s##*") "}
+      [ "$3" = "$g" ] && [ "$1" != Z ] && return 0
+    done
+    return 1
+  fi
+  kill -0 -"$g" 2>/dev/null
+}
+kill -TERM -"$g" 2>/dev/null
+i=0
+while alive; do
+  [ "$i" -eq ${ticks} ] && kill -KILL -"$g" 2>/dev/null
+  [ "$i" -ge ${2 * ticks} ] && exit 1
+  i=$((i + 1))
+  sleep 0.1
+done
+[ "$i" -gt ${ticks} ] && exit 2
+exit 0
+`;
+}
+
+function singleQuoted(value: string, field: string): string {
+  rejectNul(value, field);
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+function rejectNul(value: string, field: string): void {
+  if (value.includes('\0')) throw invalid(`${field} contains a NUL byte`, field);
+}
+
+function invalid(message: string, field: string): SshError {
+  return new SshError('INVALID_REQUEST', message, field);
+}
