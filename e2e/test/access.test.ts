@@ -60,6 +60,7 @@ const matrix: Array<{ name: string; call: () => { method: string; path: string; 
   { name: 'GET /org', call: () => ({ method: 'GET', path: '/org' }), expect: { admin: 200, operator: 200, viewer: 200, foreign: 200, anonymous: 401 } },
   { name: 'GET /common/me', call: () => ({ method: 'GET', path: '/common/me' }), expect: { admin: 200, operator: 200, viewer: 200, foreign: 200, anonymous: 401 } },
   { name: 'GET /v1/api/users/me', call: () => ({ method: 'GET', path: '/v1/api/users/me' }), expect: { admin: 200, operator: 200, viewer: 200, foreign: 200, anonymous: 401 } },
+  { name: 'GET /api/security/audit-logs', call: () => ({ method: 'GET', path: '/api/security/audit-logs' }), expect: { admin: 200, operator: 403, viewer: 403, foreign: 200, anonymous: 401 } },
   // Last: it removes the operator, whose token is refused from then on.
   { name: 'DELETE /api/users/:id (the operator)', call: () => ({ method: 'DELETE', path: `/api/users/${ids.operator}` }), expect: { admin: 200, operator: 403, viewer: 403, foreign: 404, anonymous: 401 } },
 ];
