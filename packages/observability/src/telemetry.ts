@@ -1,16 +1,10 @@
 import { createRequire, register, syncBuiltinESMExports } from 'node:module';
-import { FastifyOtelInstrumentation } from '@fastify/otel';
+import type { FastifyOtelInstrumentation } from '@fastify/otel';
 import { context, propagation, trace, type Tracer } from '@opentelemetry/api';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { registerInstrumentations } from '@opentelemetry/instrumentation';
-import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
-import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
-import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOffSampler, BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
-import { createAddHookMessageChannel } from 'import-in-the-middle';
 
 export interface Telemetry {
   tracer: Tracer;
@@ -33,9 +27,10 @@ let loaderHookAcknowledged: (() => Promise<void>) | undefined;
 // ESM imports bypass require-in-the-middle, so instrumentations only see `import pg from 'pg'`
 // through import-in-the-middle's loader hook. The message channel limits wrapping to the
 // modules an instrumentation asked for; a process can register the hook only once.
-function registerLoaderHook(): void {
+async function registerLoaderHook(): Promise<void> {
   if (loaderHookTried) return;
   loaderHookTried = true;
+  const { createAddHookMessageChannel } = await import('import-in-the-middle');
   const { registerOptions, waitForAllMessagesAcknowledged } = createAddHookMessageChannel();
   try {
     register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
@@ -68,17 +63,14 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   }
   running = true;
 
+  // The exporter and instrumentations load only when spans are exported: they
+  // are most of this package's memory (about 20 MB per process).
+  const exporter = opts.otlpEndpoint ? await createExporter(opts.otlpEndpoint) : undefined;
   const provider = new NodeTracerProvider({
     resource: defaultResource().merge(
       resourceFromAttributes({ [ATTR_SERVICE_NAME]: opts.service, [ATTR_SERVICE_VERSION]: opts.version }),
     ),
-    spanProcessors: opts.otlpEndpoint
-      ? [
-          new BatchSpanProcessor(new OTLPTraceExporter({ url: `${opts.otlpEndpoint.replace(/\/+$/, '')}/v1/traces` }), {
-            scheduledDelayMillis: 500,
-          }),
-        ]
-      : [],
+    spanProcessors: exporter ? [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 500 })] : [],
     // Without an exporter, recording spans would be work for nothing: spans stay
     // non-recording but still carry trace ids for propagation and log lines.
     ...(opts.otlpEndpoint ? {} : { sampler: new AlwaysOffSampler() }),
@@ -111,8 +103,20 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   };
 }
 
+async function createExporter(endpoint: string) {
+  const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http');
+  return new OTLPTraceExporter({ url: `${endpoint.replace(/\/+$/, '')}/v1/traces` });
+}
+
 async function instrument(provider: NodeTracerProvider): Promise<{ fastify: FastifyOtelInstrumentation; unregister(): void }> {
-  registerLoaderHook();
+  await registerLoaderHook();
+  const [{ FastifyOtelInstrumentation }, { registerInstrumentations }, { HttpInstrumentation }, { IORedisInstrumentation }, { PgInstrumentation }] = await Promise.all([
+    import('@fastify/otel'),
+    import('@opentelemetry/instrumentation'),
+    import('@opentelemetry/instrumentation-http'),
+    import('@opentelemetry/instrumentation-ioredis'),
+    import('@opentelemetry/instrumentation-pg'),
+  ]);
   // Every Prometheus scrape of /metrics (a metrics server's or the gateway's) would otherwise be a trace.
   const fastifyOtel = new FastifyOtelInstrumentation({ ignorePaths: (route) => route.url === '/metrics' });
   const unregister = registerInstrumentations({
