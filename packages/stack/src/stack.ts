@@ -68,6 +68,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       REDIS_URL: redis.url,
       HTTP_PORT: String(gatewayPort),
       METRICS_PORT: String(metricsBase === 0 ? 0 : metricsBase + index),
+      // glibc gives each libuv worker thread its own malloc arena; argon2's 19 MiB
+      // buffers then stay resident in several of them. Two arenas are plenty.
+      MALLOC_ARENA_MAX: '2',
       ADMIN_USERNAME: ADMIN.username,
       ADMIN_PASSWORD: ADMIN.password,
       ADMIN_EMAIL: ADMIN.email,
