@@ -18,6 +18,9 @@ import type { RevokedSessions } from './plugins/revocations.js';
 import { githubOAuthRoutes } from './dialects/oauth.js';
 import { organizationRoutes } from './dialects/organizations.js';
 import { userRoutes } from './dialects/users.js';
+import { birunServerRoutes } from './dialects/birun-servers.js';
+import { nodeRoutes } from './dialects/nodes.js';
+import { serverRoutes } from './dialects/servers.js';
 
 export interface GatewayDependencies {
   bus: Bus;
@@ -70,5 +73,8 @@ export async function buildGateway(deps: GatewayDependencies): Promise<FastifyIn
   await app.register(organizationRoutes, { bus: deps.bus });
   await app.register(auditRoutes, { bus: deps.bus });
   await app.register(githubOAuthRoutes, { bus: deps.bus });
+  await app.register(serverRoutes, { bus: deps.bus });
+  await app.register(birunServerRoutes, { bus: deps.bus });
+  await app.register(nodeRoutes, { bus: deps.bus });
   return app;
 }

@@ -6,5 +6,6 @@ await runService({
   version: '0.1.0',
   description: 'Servers, nodes, groups, credentials, runner definitions and instances',
   env: inventoryEnv,
-  start: async () => ({}),
+  // Imported after telemetry starts so that pg is instrumented.
+  start: async (runtime) => (await import('./app.js')).startInventory(runtime),
 });

@@ -1,0 +1,125 @@
+import { BusError } from '@runnerhub/bus';
+import type { InventoryDb } from '../adapters/database.js';
+import type { Prisma } from '../generated/prisma/client.js';
+import type { Credentials, SealedCredential } from './credentials.js';
+import { conflictOnName, whereKey, type RecordKey } from './keys.js';
+import {
+  validateDescription,
+  validateHostname,
+  validateName,
+  validateNodeType,
+  validatePort,
+  validateStatus,
+  validateTags,
+  validateUsername,
+} from './validation.js';
+
+export interface ServerInput {
+  name: string;
+  hostname: string;
+  port: number;
+  username: string;
+  authType: string;
+  password: string;
+  privateKey: string;
+  description: string;
+  tags: readonly string[];
+  status: string;
+  nodeType: string;
+}
+
+export type ServerChanges = Partial<ServerInput>;
+
+export interface ServerQuery {
+  page: number;
+  limit: number;
+  search: string;
+  activeOnly: boolean;
+}
+
+const include = { groups: { select: { groupId: true } } } as const;
+export type ServerRecord = Prisma.ServerGetPayload<{ include: typeof include }>;
+
+/** A Remote (SSH) node needs an address; anything with a credential needs a user to log in as. */
+function checkComplete(fields: { nodeType: string; hostname: string; username: string; authType: string | null }): void {
+  if (fields.nodeType === 'Remote' && !fields.hostname) throw BusError.validation('hostname is required for a Remote server', 'hostname');
+  if (fields.authType && !fields.username) throw BusError.validation('username is required with a password or key', 'username');
+}
+
+function credentialColumns(credential: SealedCredential | null) {
+  return { authType: credential?.authType ?? null, sealedCredential: credential?.sealed ?? null, maskedCredential: credential?.masked ?? '' };
+}
+
+/** Servers of one organisation; callers pass an organisation they are already authorised in. */
+export class Servers {
+  constructor(
+    private readonly db: InventoryDb,
+    private readonly credentials: Credentials,
+  ) {}
+
+  async create(organizationId: string, input: ServerInput): Promise<ServerRecord> {
+    const fields = {
+      name: validateName(input.name),
+      hostname: validateHostname(input.hostname),
+      port: validatePort(input.port),
+      username: validateUsername(input.username),
+      description: validateDescription(input.description),
+      tags: validateTags(input.tags),
+      status: validateStatus(input.status),
+      nodeType: validateNodeType(input.nodeType),
+    };
+    const credential = this.credentials.seal(input);
+    checkComplete({ ...fields, authType: credential?.authType ?? null });
+    return this.db.server
+      .create({ data: { organizationId, ...fields, ...credentialColumns(credential) }, include })
+      .catch((error: unknown) => conflictOnName(error, 'server'));
+  }
+
+  async list(organizationId: string, query: ServerQuery): Promise<{ servers: ServerRecord[]; total: number }> {
+    const search = query.search.trim();
+    const where: Prisma.ServerWhereInput = {
+      organizationId,
+      ...(query.activeOnly ? { status: 'active' } : {}),
+      ...(search ? { OR: [{ name: { contains: search, mode: 'insensitive' } }, { hostname: { contains: search, mode: 'insensitive' } }] } : {}),
+    };
+    const [servers, total] = await this.db.$transaction([
+      this.db.server.findMany({ where, include, orderBy: { number: 'asc' }, skip: (query.page - 1) * query.limit, take: query.limit }),
+      this.db.server.count({ where }),
+    ]);
+    return { servers, total };
+  }
+
+  async get(organizationId: string, key: RecordKey): Promise<ServerRecord> {
+    const server = await this.db.server.findFirst({ where: { organizationId, ...whereKey(key, 'server') }, include });
+    if (!server) throw BusError.notFound('server');
+    return server;
+  }
+
+  async update(organizationId: string, key: RecordKey, changes: ServerChanges): Promise<ServerRecord> {
+    const current = await this.get(organizationId, key);
+    const fields = {
+      name: changes.name === undefined ? current.name : validateName(changes.name),
+      hostname: changes.hostname === undefined ? current.hostname : validateHostname(changes.hostname),
+      port: changes.port === undefined ? current.port : validatePort(changes.port),
+      username: changes.username === undefined ? current.username : validateUsername(changes.username),
+      description: changes.description === undefined ? current.description : validateDescription(changes.description),
+      tags: changes.tags === undefined ? current.tags : validateTags(changes.tags),
+      status: changes.status === undefined ? current.status : validateStatus(changes.status),
+      nodeType: changes.nodeType === undefined ? current.nodeType : validateNodeType(changes.nodeType),
+    };
+    // A new secret or a new auth type replaces the credential; otherwise the sealed one stays.
+    const replacesCredential = Boolean(changes.password || changes.privateKey) || (changes.authType !== undefined && changes.authType !== (current.authType ?? ''));
+    const credential = replacesCredential
+      ? credentialColumns(this.credentials.seal({ authType: changes.authType ?? '', password: changes.password ?? '', privateKey: changes.privateKey ?? '' }))
+      : undefined;
+    checkComplete({ ...fields, authType: credential ? credential.authType : current.authType });
+    return this.db.server
+      .update({ where: { id: current.id }, data: { ...fields, ...credential }, include })
+      .catch((error: unknown) => conflictOnName(error, 'server'));
+  }
+
+  async delete(organizationId: string, key: RecordKey): Promise<void> {
+    const { count } = await this.db.server.deleteMany({ where: { organizationId, ...whereKey(key, 'server') } });
+    if (count === 0) throw BusError.notFound('server');
+  }
+}

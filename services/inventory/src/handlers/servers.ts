@@ -1,0 +1,36 @@
+import { implement, type Registration } from '@runnerhub/bus';
+import { inventoryV1 } from '@runnerhub/contracts';
+import type { OrganizationAccess } from '../domain/access.js';
+import type { Servers } from '../domain/servers.js';
+import { requireCaller } from './caller.js';
+import { pageOf, recordKey, toServerMessage } from './mapping.js';
+
+export function serversHandlers(servers: Servers, access: OrganizationAccess): Registration {
+  return implement(inventoryV1.Servers, {
+    async create(request) {
+      const organizationId = await access.organizationOf(requireCaller(request.caller), request.organizationRef, 'operator');
+      return { server: toServerMessage(await servers.create(organizationId, request)) };
+    },
+    async list(request) {
+      const organizationId = await access.organizationOf(requireCaller(request.caller), request.organizationRef, 'viewer');
+      const { page, limit } = pageOf(request.page, 10);
+      const { servers: found, total } = await servers.list(organizationId, { page, limit, search: request.search, activeOnly: request.activeOnly });
+      return { servers: found.map(toServerMessage), pageInfo: { page, limit, total, pages: Math.ceil(total / limit) } };
+    },
+    async get(request) {
+      const organizationId = await access.organizationOf(requireCaller(request.caller), request.organizationRef, 'viewer');
+      return { server: toServerMessage(await servers.get(organizationId, recordKey(request.server, 'server'))) };
+    },
+    async update(request) {
+      const organizationId = await access.organizationOf(requireCaller(request.caller), request.organizationRef, 'operator');
+      const { name, hostname, port, username, authType, password, privateKey, description, status, nodeType } = request;
+      const changes = { name, hostname, port, username, authType, password, privateKey, description, status, nodeType, tags: request.setTags ? request.tags : undefined };
+      return { server: toServerMessage(await servers.update(organizationId, recordKey(request.server, 'server'), changes)) };
+    },
+    async delete(request) {
+      const organizationId = await access.organizationOf(requireCaller(request.caller), request.organizationRef, 'admin');
+      await servers.delete(organizationId, recordKey(request.server, 'server'));
+      return {};
+    },
+  });
+}
