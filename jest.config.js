@@ -1,6 +1,6 @@
 // One Jest run for the whole workspace. Workspace packages resolve to their
 // TypeScript sources, so a test never runs against a stale dist/.
-const workspacePackages = ['bus', 'config', 'contracts', 'db-migrate', 'fake-github', 'infra', 'observability', 'secrets', 'service-kit', 'stack'];
+const workspacePackages = ['bus', 'config', 'contracts', 'database', 'db-migrate', 'fake-github', 'infra', 'observability', 'secrets', 'service-kit', 'stack'];
 
 export default {
   testEnvironment: 'node',

@@ -1,4 +1,14 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { env } from '@runnerhub/config';
+
+/** The variables of every service that seals secrets. */
+export const secretsEnv = {
+  SECRETS_KEY: env.string(
+    'Base64 of 32 bytes sealing secrets at rest (token signing keys, SSH passwords and keys); the default is for development only',
+    'ZGV2ZWxvcG1lbnQtb25seS1zZWNyZXRzLWtleS0zMiE=',
+  ),
+  SECRETS_KEY_ID: env.string('Name of SECRETS_KEY, stored beside each sealed secret so keys can rotate', 'dev'),
+};
 
 /**
  * Seals secrets at rest with AES-256-GCM. The sealed form names the key that
@@ -7,6 +17,10 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
  */
 export class SecretBox {
   private readonly keys: Map<string, Buffer>;
+
+  static fromConfig(config: { SECRETS_KEY: string; SECRETS_KEY_ID: string }): SecretBox {
+    return new SecretBox(config.SECRETS_KEY_ID, { [config.SECRETS_KEY_ID]: config.SECRETS_KEY });
+  }
 
   constructor(
     readonly currentKeyId: string,

@@ -1,4 +1,5 @@
 import type { ConfigOf } from '@runnerhub/config';
+import { databaseDependency, poolOptions } from '@runnerhub/database';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { publishEvent, subscribeEvents } from '@runnerhub/bus';
 import { identityV1 } from '@runnerhub/contracts';
@@ -25,13 +26,8 @@ export type IdentityConfig = ConfigOf<typeof identityEnv>;
 
 export async function startIdentity(runtime: ServiceRuntime<IdentityConfig>): Promise<StartedService> {
   const { config, logger } = runtime;
-  const { db, pool } = createDatabase({
-    url: config.DATABASE_URL,
-    poolSize: config.DATABASE_POOL_SIZE,
-    timeoutMs: config.DATABASE_TIMEOUT_MS,
-    onError: (error) => logger.warn({ err: error }, 'database connection lost'),
-  });
-  const box = new SecretBox(config.SECRETS_KEY_ID, { [config.SECRETS_KEY_ID]: config.SECRETS_KEY });
+  const { db, pool } = createDatabase(poolOptions(config, logger));
+  const box = SecretBox.fromConfig(config);
   const tokenSettings = {
     issuer: config.TOKEN_ISSUER,
     audience: config.TOKEN_AUDIENCE,
@@ -74,7 +70,7 @@ export async function startIdentity(runtime: ServiceRuntime<IdentityConfig>): Pr
       ...organizationsHandlers(organizations),
       githubOAuthHandlers({ config, db, accounts, logger }),
     ],
-    dependencies: [{ name: 'database', check: async () => void (await pool.query('SELECT 1')) }],
+    dependencies: [databaseDependency(pool)],
     async stop() {
       invalidations.unsubscribe();
       await auditConsumer.stop();

@@ -1,16 +1,12 @@
 import { env } from '@runnerhub/config';
+import { databaseEnv } from '@runnerhub/database';
+import { secretsEnv } from '@runnerhub/secrets';
 import { commonEnv } from '@runnerhub/service-kit';
 
 export const identityEnv = {
   ...commonEnv({ metricsPort: 9411 }),
-  DATABASE_URL: env.string('PostgreSQL URL of the identity database', 'postgresql://runnerhub:runnerhub@127.0.0.1:15432/identity'),
-  DATABASE_POOL_SIZE: env.int('Connections in the database pool', 10, 1),
-  DATABASE_TIMEOUT_MS: env.int('Timeout of a database statement and of acquiring a connection', 5_000, 1),
-  SECRETS_KEY: env.string(
-    'Base64 of 32 bytes sealing secrets at rest (the token signing key); the default is for development only',
-    'ZGV2ZWxvcG1lbnQtb25seS1zZWNyZXRzLWtleS0zMiE=',
-  ),
-  SECRETS_KEY_ID: env.string('Name of SECRETS_KEY, stored beside each sealed secret so keys can rotate', 'dev'),
+  ...databaseEnv('identity'),
+  ...secretsEnv,
   TOKEN_TTL_SECONDS: env.int('Lifetime of an access token (expiresIn)', 3600, 60),
   REFRESH_TOKEN_TTL_SECONDS: env.int('Lifetime of a refresh token', 30 * 24 * 3600, 60),
   TOKEN_ISSUER: env.string('Issuer (iss) of access tokens', 'runnerhub-identity'),
