@@ -29,6 +29,14 @@ describe('GET /health', () => {
   });
 });
 
+describe('GET /v1/health', () => {
+  test("answers RustCI's fields with the uptime written out, without a token", async () => {
+    const { status, body } = await request(base, 'GET', '/v1/health');
+    expect(status).toBe(200);
+    expect(body).toEqual({ status: 'healthy', timestamp: expect.any(String), version: expect.any(String), uptime: expect.stringMatching(/^\d+h \d+m \d+s$/) });
+  });
+});
+
 describe('Runner Pilot accounts', () => {
   const email = `jane.${Date.now()}@example.com`;
 

@@ -30,18 +30,23 @@ export async function healthRoutes(app: FastifyInstance, options: { bus: Bus; re
     }
   };
 
-  app.get('/health', { config: { dialect: 'runnerhub' } }, async (_request, reply) => {
+  const compose = async () => {
     const [services, redisState] = await Promise.all([directory.checkAll(), pingRedis()]);
     const nats: State = bus.isConnected ? 'healthy' : 'unhealthy';
     const database = dependencyState(services, 'database');
     const unhealthyServices = services.filter((s) => s.status !== 'healthy');
     const status = nats === 'unhealthy' || database === 'unhealthy' ? 'unhealthy' : unhealthyServices.length > 0 || redisState !== 'healthy' ? 'degraded' : 'healthy';
+    return { services, redisState, nats, database, status, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) };
+  };
+
+  app.get('/health', { config: { dialect: 'runnerhub' } }, async (_request, reply) => {
+    const { services, redisState, nats, database, status, uptimeSeconds } = await compose();
     reply.status(status === 'unhealthy' ? 503 : 200);
     return {
       status,
       timestamp: new Date().toISOString(),
       version: options.version,
-      uptime: Math.round((Date.now() - startedAt) / 1000),
+      uptime: uptimeSeconds,
       services: {
         database,
         redis: redisState,
@@ -56,4 +61,17 @@ export async function healthRoutes(app: FastifyInstance, options: { bus: Bus; re
       details: services,
     };
   });
+
+  // RustCI's health: the same verdict, its uptime written out as "2h 30m 15s".
+  app.get('/v1/health', { config: { dialect: 'rustci' } }, async (_request, reply) => {
+    const { status, uptimeSeconds } = await compose();
+    reply.status(status === 'unhealthy' ? 503 : 200);
+    return { status, timestamp: new Date().toISOString(), version: options.version, uptime: humanUptime(uptimeSeconds) };
+  });
+}
+
+export function humanUptime(seconds: number): string {
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.floor((seconds % 3600) / 60);
+  return `${hours}h ${minutes}m ${seconds % 60}s`;
 }
