@@ -1,4 +1,3 @@
-import { ensureStreams } from '@runnerhub/bus';
 import { runService } from '@runnerhub/service-kit';
 import { executorEnv } from './config.js';
 
@@ -7,9 +6,6 @@ await runService({
   version: '0.1.0',
   description: 'Runs work over SSH, Docker and locally, and streams its output',
   env: executorEnv,
-  // Both ends of the JOBS stream make sure it exists, whichever starts first.
-  start: async ({ bus }) => {
-    await ensureStreams(bus);
-    return {};
-  },
+  // Imported after telemetry starts so that what it uses is instrumented.
+  start: async (runtime) => (await import('./app.js')).startExecutor(runtime),
 });

@@ -21,6 +21,8 @@ import { userRoutes } from './dialects/users.js';
 import { birunServerRoutes } from './dialects/birun-servers.js';
 import { nodeRoutes } from './dialects/nodes.js';
 import { serverRoutes } from './dialects/servers.js';
+import { jobRoutes } from './dialects/jobs.js';
+import { systemRoutes } from './dialects/system.js';
 
 export interface GatewayDependencies {
   bus: Bus;
@@ -76,5 +78,7 @@ export async function buildGateway(deps: GatewayDependencies): Promise<FastifyIn
   await app.register(serverRoutes, { bus: deps.bus });
   await app.register(birunServerRoutes, { bus: deps.bus });
   await app.register(nodeRoutes, { bus: deps.bus });
+  await app.register(jobRoutes, { bus: deps.bus });
+  await app.register(systemRoutes, { bus: deps.bus });
   return app;
 }

@@ -1,5 +1,13 @@
+import { env } from '@runnerhub/config';
+import { databaseEnv } from '@runnerhub/database';
 import { commonEnv } from '@runnerhub/service-kit';
 
 export const schedulerEnv = {
   ...commonEnv({ metricsPort: 9413 }),
+  ...databaseEnv('scheduler'),
+  SCHEDULER_MAX_CONCURRENT: env.int('Tasks running at once across every server (max_concurrent_executions)', 100, 1),
+  SCHEDULER_PER_SERVER_CONCURRENCY: env.int('Tasks running at once on one server when its record sets no limit', 10, 1),
+  SCHEDULER_DISPATCH_INTERVAL_MS: env.int('How often the dispatcher looks for queued tasks when nothing woke it', 250, 10),
+  SCHEDULER_DISPATCH_BATCH: env.int('Most tasks released to JOBS in one dispatcher pass', 500, 1),
+  SCHEDULER_EXECUTOR_LOST_MS: env.int('A running task whose executor sent no heartbeat for this long fails with executor_lost (or is re-queued when safe_to_retry)', 30_000, 100),
 };

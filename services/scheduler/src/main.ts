@@ -1,4 +1,3 @@
-import { ensureStreams } from '@runnerhub/bus';
 import { runService } from '@runnerhub/service-kit';
 import { schedulerEnv } from './config.js';
 
@@ -7,9 +6,6 @@ await runService({
   version: '0.1.0',
   description: 'Scripts, schedules, workflows, pipelines and the run/task state machine',
   env: schedulerEnv,
-  // Both ends of the JOBS stream make sure it exists, whichever starts first.
-  start: async ({ bus }) => {
-    await ensureStreams(bus);
-    return {};
-  },
+  // Imported after telemetry starts so that pg is instrumented.
+  start: async (runtime) => (await import('./app.js')).startScheduler(runtime),
 });

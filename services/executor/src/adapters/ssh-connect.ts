@@ -46,7 +46,7 @@ export async function connectSsh(target: SshTarget, options: ConnectOptions): Pr
         keepaliveCountMax: options.keepaliveCountMax,
         hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
           Promise.resolve()
-            .then(() => options.verifyHostKey(server, fingerprintOf(key)))
+            .then(() => options.verifyHostKey(server, fingerprintOf(key), target))
             .then(
               () => verify(true),
               (error: unknown) => {

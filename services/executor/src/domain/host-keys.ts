@@ -1,7 +1,8 @@
 import { SshError } from './ssh-errors.js';
+import type { SshTarget } from './target.js';
 
-/** Called once per new connection with the key the server offered; throws to refuse it. */
-export type HostKeyVerifier = (server: string, fingerprint: string) => void | Promise<void>;
+/** Called once per new connection with the key the server offered (and the target connected to); throws to refuse it. */
+export type HostKeyVerifier = (server: string, fingerprint: string, target?: SshTarget) => void | Promise<void>;
 
 /** Where recorded fingerprints live: inventory's server records in the platform, memory in tests. */
 export interface HostKeyStore {

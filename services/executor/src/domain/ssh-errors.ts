@@ -19,6 +19,8 @@ const KINDS = {
   AUTH_FAILED: { code: 'PERMISSION_DENIED', outage: false },
   // The recorded key and the offered one disagree until an operator accepts the new key.
   HOST_KEY_CHANGED: { code: 'RESOURCE_CONFLICT', outage: false },
+  // Inventory could not be asked to record a key seen for the first time.
+  HOST_KEY_UNVERIFIED: { code: 'SERVICE_UNAVAILABLE', outage: false },
   INVALID_REQUEST: { code: 'VALIDATION_ERROR', outage: false },
   INVALID_CREDENTIALS: { code: 'VALIDATION_ERROR', outage: false },
   CLOSED: { code: 'SERVICE_UNAVAILABLE', outage: false },

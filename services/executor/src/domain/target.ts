@@ -14,6 +14,15 @@ export interface SshTarget {
   credentials: SshCredentials;
   /** The server's MaxSessions: channels one connection may carry at once (OpenSSH's default is 10). */
   maxSessions?: number;
+  /** Which inventory record the host key belongs to, when the target came from inventory. */
+  hostKey?: HostKeyScope;
+}
+
+export interface HostKeyScope {
+  organizationUid: string;
+  serverUid: string;
+  /** The fingerprint already recorded (or named by the dispatch); empty: trust on first use. */
+  expected: string;
 }
 
 /** `host:port`: what a host key and a circuit breaker belong to. */

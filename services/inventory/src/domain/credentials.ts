@@ -60,4 +60,9 @@ export class Credentials {
     }
     throw BusError.validation(`auth_type must be one of ${AUTH_TYPES.join(', ')}`, 'auth_type');
   }
+
+  /** The secret a sealed credential holds; only for ResolveCredentials, never for users. */
+  open(sealed: string): string {
+    return this.box.open(sealed);
+  }
 }

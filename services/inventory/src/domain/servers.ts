@@ -4,6 +4,7 @@ import type { Prisma } from '../generated/prisma/client.js';
 import type { Credentials, SealedCredential } from './credentials.js';
 import { conflictOnName, whereKey, type RecordKey } from './keys.js';
 import {
+  isUuid,
   validateDescription,
   validateHostname,
   validateName,
@@ -29,6 +30,17 @@ export interface ServerInput {
 }
 
 export type ServerChanges = Partial<ServerInput>;
+
+/** What an executor needs to log in to a server: never shown to users. */
+export interface ResolvedCredential {
+  host: string;
+  port: number;
+  username: string;
+  authType: 'password' | 'key';
+  password: string;
+  privateKey: string;
+  hostKeyFingerprint: string;
+}
 
 export interface ServerQuery {
   page: number;
@@ -116,6 +128,53 @@ export class Servers {
     return this.db.server
       .update({ where: { id: current.id }, data: { ...fields, ...credential }, include })
       .catch((error: unknown) => conflictOnName(error, 'server'));
+  }
+
+  /**
+   * The decrypted credential of a server of `organizationId`. A server of
+   * another organisation, or a malformed uid, is simply not found.
+   */
+  async resolveCredential(organizationId: string, serverUid: string): Promise<ResolvedCredential> {
+    if (!isUuid(organizationId)) throw BusError.notFound('server');
+    const server = await this.db.server.findFirst({ where: { organizationId, ...whereKey({ uid: serverUid }, 'server') } });
+    if (!server) throw BusError.notFound('server');
+    if (server.nodeType !== 'Remote' || !server.hostname) throw BusError.validation('the server is not a Remote (SSH) server', 'server_uid');
+    if (!server.authType || !server.sealedCredential) throw BusError.validation('the server has no stored password or private key', 'credential_id');
+    const secret = this.credentials.open(server.sealedCredential);
+    return {
+      host: server.hostname,
+      port: server.port,
+      username: server.username,
+      authType: server.authType,
+      password: server.authType === 'password' ? secret : '',
+      privateKey: server.authType === 'key' ? secret : '',
+      hostKeyFingerprint: server.hostKeyFingerprint ?? '',
+    };
+  }
+
+  /**
+   * Trust on first use: stores `fingerprint` when the server has none (in
+   * one conditional update, so two executors racing agree); the same one
+   * again is fine; a different one is RESOURCE_CONFLICT (details
+   * HOST_KEY_CHANGED) until an operator accepts the new key.
+   */
+  async recordHostKey(organizationId: string, serverUid: string, fingerprint: string): Promise<{ fingerprint: string; recorded: boolean }> {
+    if (!/^SHA256:[A-Za-z0-9+/]{43}$/.test(fingerprint)) throw BusError.validation('fingerprint must be "SHA256:<base64>" as OpenSSH prints it', 'fingerprint');
+    if (!isUuid(organizationId)) throw BusError.notFound('server');
+    const where = { organizationId, ...whereKey({ uid: serverUid }, 'server') };
+    const { count } = await this.db.server.updateMany({ where: { ...where, hostKeyFingerprint: null }, data: { hostKeyFingerprint: fingerprint } });
+    if (count === 1) return { fingerprint, recorded: true };
+    const server = await this.db.server.findFirst({ where, select: { hostKeyFingerprint: true } });
+    if (!server) throw BusError.notFound('server');
+    if (server.hostKeyFingerprint !== fingerprint) {
+      throw new BusError(
+        'RESOURCE_CONFLICT',
+        `the host key of the server changed: ${server.hostKeyFingerprint ?? ''} is recorded, the server offered ${fingerprint}; accept the new key if the change is expected`,
+        'HOST_KEY_CHANGED',
+        'fingerprint',
+      );
+    }
+    return { fingerprint, recorded: false };
   }
 
   async delete(organizationId: string, key: RecordKey): Promise<void> {

@@ -1,5 +1,7 @@
-import { implement, type Registration } from '@runnerhub/bus';
+import { toBinary, create } from '@bufbuild/protobuf';
+import { BusError, implement, type Registration } from '@runnerhub/bus';
 import { inventoryV1 } from '@runnerhub/contracts';
+import { sealToPublicKey, x25519PublicKey } from '../domain/reply-sealing.js';
 import type { OrganizationAccess } from '../domain/access.js';
 import type { Servers } from '../domain/servers.js';
 import { requireCaller } from './caller.js';
@@ -31,6 +33,27 @@ export function serversHandlers(servers: Servers, access: OrganizationAccess): R
       const organizationId = await access.organizationOf(requireCaller(request.caller), request.organizationRef, 'admin');
       await servers.delete(organizationId, recordKey(request.server, 'server'));
       return {};
+    },
+    // Executor-only: no end-user caller. In production NATS permissions let
+    // only executor users publish to this subject (see executor.proto).
+    async resolveCredentials(request) {
+      if (!request.jobId) throw BusError.validation('job_id is required', 'job_id');
+      x25519PublicKey(request.replyPublicKey, 'reply_public_key');
+      if (request.credentialId && request.credentialId !== request.serverUid) throw BusError.notFound('credential');
+      const resolved = await servers.resolveCredential(request.organizationUid, request.serverUid);
+      const plaintext = toBinary(inventoryV1.SealedSecretPlaintextSchema, create(inventoryV1.SealedSecretPlaintextSchema, { password: resolved.password, privateKey: resolved.privateKey }));
+      return {
+        host: resolved.host,
+        port: resolved.port,
+        username: resolved.username,
+        authType: resolved.authType,
+        hostKeyFingerprint: resolved.hostKeyFingerprint,
+        secret: sealToPublicKey(request.replyPublicKey, plaintext, `${request.jobId}:${request.serverUid}`),
+      };
+    },
+    async recordHostKey(request) {
+      const { fingerprint, recorded } = await servers.recordHostKey(request.organizationUid, request.serverUid, request.fingerprint);
+      return { hostKeyFingerprint: fingerprint, recorded };
     },
   });
 }

@@ -1,0 +1,1 @@
+export * from './gen/runnerhub/scheduler/v1/tasks_pb.js';

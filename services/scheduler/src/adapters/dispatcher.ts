@@ -1,0 +1,200 @@
+import { create, toBinary } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { Bus, BusLogger } from '@runnerhub/bus';
+import { executorV1 } from '@runnerhub/contracts';
+import type pg from 'pg';
+import { DISPATCH_LOCK } from '../domain/lifecycle.js';
+import { commandLine } from '../domain/shell.js';
+
+export interface DispatcherOptions {
+  /** Tasks in JOBS or running at once, across every server. */
+  maxConcurrent: number;
+  /** Per server, when its record sets no limit (inventory records none yet). */
+  perServerConcurrency: number;
+  intervalMs: number;
+  batch: number;
+}
+
+interface QueuedRow {
+  id: string;
+  organization_id: string;
+  server_id: string;
+  server_hostname: string;
+  server_port: number;
+  server_username: string;
+  host_key_fingerprint: string;
+  kind: 'command' | 'script';
+  command: string;
+  args: string[];
+  script: string;
+  shell: string;
+  env: Record<string, string>;
+  timeout_seconds: number;
+  priority: number;
+  attempt: number;
+  safe_to_retry: boolean;
+  created_at: Date;
+}
+
+/** The subject an executor consumes a dispatch for this server on. */
+export const dispatchSubject = (serverUid: string) => `jobs.ssh.${serverUid}`;
+/** JetStream drops a second publish with the same id: a dispatcher restarted mid-pass never dispatches twice. */
+export const dispatchMsgId = (taskUid: string, attempt: number) => `${taskUid}.${attempt}`;
+
+export function dispatchOf(row: QueuedRow): executorV1.JobDispatch {
+  return create(executorV1.JobDispatchSchema, {
+    jobId: row.id,
+    organizationUid: row.organization_id,
+    attempt: row.attempt,
+    priority: row.priority,
+    target: {
+      serverId: row.server_id,
+      host: row.server_hostname,
+      port: row.server_port,
+      username: row.server_username,
+      // A server holds one credential, named by the server; the executor resolves it through inventory.
+      credentialId: row.server_id,
+      credentialVersion: 0,
+      hostKeyFingerprint: row.host_key_fingerprint,
+      maxSessions: 0,
+    },
+    work: row.kind === 'command' ? { case: 'command', value: { command: commandLine(row.command, row.args) } } : { case: 'script', value: { script: row.script, shell: row.shell } },
+    timeoutMs: row.timeout_seconds * 1000,
+    env: row.env,
+    safeToRetry: row.safe_to_retry,
+    acceptedAt: timestampFromDate(row.created_at),
+  });
+}
+
+/**
+ * Releases queued tasks to JOBS, highest priority first (oldest first within
+ * a priority), within the global and per-server limits. One pass holds a
+ * PostgreSQL advisory lock, so several scheduler instances never release the
+ * same task twice; a pass publishes with msgID <task>.<attempt> before it
+ * records the release, so a crash in between repeats the publish, which
+ * JetStream drops as a duplicate.
+ */
+export class Dispatcher {
+  private running = false;
+  private loop?: Promise<void>;
+  private wake?: () => void;
+  private pending = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly bus: Bus,
+    private readonly logger: BusLogger,
+    private readonly options: DispatcherOptions,
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.poke();
+    await this.loop;
+  }
+
+  /** Something changed (a task was accepted, a slot freed): look again now. */
+  poke(): void {
+    this.pending = true;
+    this.wake?.();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      this.pending = false;
+      let released = 0;
+      try {
+        released = await this.pass();
+      } catch (error) {
+        this.logger.warn({ err: error }, 'dispatch pass failed');
+      }
+      if (!this.running) break;
+      if (released >= this.options.batch || this.pending) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.options.intervalMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  /** One pass; returns how many tasks it released. */
+  async pass(): Promise<number> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows: lock } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [DISPATCH_LOCK]);
+      if (!lock[0]?.locked) {
+        await client.query('ROLLBACK');
+        return 0;
+      }
+      const { rows: active } = await client.query<{ server_id: string; n: string }>(
+        `SELECT server_id, count(*) AS n FROM tasks
+         WHERE status = 'running' OR (status = 'queued' AND dispatched_at IS NOT NULL) GROUP BY server_id`,
+      );
+      const perServer = new Map(active.map((r) => [r.server_id, Number(r.n)]));
+      let free = this.options.maxConcurrent - [...perServer.values()].reduce((a, b) => a + b, 0);
+      if (free <= 0) {
+        await client.query('COMMIT');
+        return 0;
+      }
+      // Per server, no more candidates than it could take; then priority order across servers.
+      const { rows: candidates } = await client.query<QueuedRow>(
+        `SELECT * FROM (
+           SELECT t.*, row_number() OVER (PARTITION BY server_id ORDER BY priority DESC, created_at, number) AS rank
+           FROM tasks t WHERE status = 'queued' AND dispatched_at IS NULL
+         ) q WHERE rank <= $1 ORDER BY priority DESC, created_at, number LIMIT $2`,
+        [this.options.perServerConcurrency, Math.min(free * 4, this.options.batch * 4)],
+      );
+      const picked: QueuedRow[] = [];
+      for (const row of candidates) {
+        if (free <= 0 || picked.length >= this.options.batch) break;
+        const used = perServer.get(row.server_id) ?? 0;
+        if (used >= this.options.perServerConcurrency) continue;
+        perServer.set(row.server_id, used + 1);
+        free--;
+        picked.push(row);
+      }
+      const js = this.bus.jetstream();
+      const acks = await Promise.allSettled(
+        picked.map((row) => js.publish(dispatchSubject(row.server_id), toBinary(executorV1.JobDispatchSchema, dispatchOf(row)), { msgID: dispatchMsgId(row.id, row.attempt) })),
+      );
+      const ids: string[] = [];
+      const attempts: number[] = [];
+      const seqs: string[] = [];
+      acks.forEach((ack, i) => {
+        if (ack.status === 'fulfilled') {
+          ids.push(picked[i]!.id);
+          attempts.push(picked[i]!.attempt);
+          seqs.push(String(ack.value.seq));
+        } else {
+          this.logger.warn({ err: ack.reason, task: picked[i]!.id }, 'dispatch not published; it stays queued');
+        }
+      });
+      if (ids.length > 0) {
+        await client.query(
+          `UPDATE tasks t SET dispatched_at = now(), dispatch_seq = d.seq, updated_at = now()
+           FROM unnest($1::uuid[], $2::int[], $3::bigint[]) AS d(id, attempt, seq)
+           WHERE t.id = d.id AND t.attempt = d.attempt AND t.status = 'queued'`,
+          [ids, attempts, seqs],
+        );
+      }
+      await client.query('COMMIT');
+      return ids.length;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+}

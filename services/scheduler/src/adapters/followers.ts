@@ -1,0 +1,202 @@
+import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { Subscription } from '@nats-io/nats-core';
+import { ensureStreams, STREAMS, type Bus, type BusLogger } from '@runnerhub/bus';
+import { executorV1 } from '@runnerhub/contracts';
+import type { Lifecycle, LostTask, StatusReport } from '../domain/lifecycle.js';
+import type { TaskStatusName } from '../domain/tasks.js';
+
+type Consumer = Awaited<ReturnType<ReturnType<Bus['jetstream']>['consumers']['get']>>;
+type Messages = Awaited<ReturnType<Consumer['consume']>>;
+
+/** The durable consumer every scheduler instance shares: each status report goes to one of them. */
+export const STATUS_CONSUMER = 'scheduler-job-status';
+const STATUS_SUBJECTS = 'events.job.*.status';
+export const HEARTBEAT_SUBJECTS = 'executor.v1.heartbeat.*';
+
+const STATUS_NAMES: Partial<Record<executorV1.JobStatus, TaskStatusName>> = {
+  [executorV1.JobStatus.RUNNING]: 'running',
+  [executorV1.JobStatus.COMPLETED]: 'completed',
+  [executorV1.JobStatus.FAILED]: 'failed',
+  [executorV1.JobStatus.CANCELED]: 'canceled',
+  [executorV1.JobStatus.TIMED_OUT]: 'timed_out',
+};
+
+export function reportOf(event: executorV1.JobStatusChanged): StatusReport | null {
+  const status = STATUS_NAMES[event.status];
+  if (!status) return null;
+  return {
+    taskUid: event.jobId,
+    attempt: event.attempt,
+    status,
+    exitCode: event.exitCode,
+    reasonCode: event.reasonCode,
+    reason: event.reason,
+    startedAt: event.startedAt ? timestampDate(event.startedAt) : undefined,
+    endedAt: event.endedAt ? timestampDate(event.endedAt) : undefined,
+    executorId: event.executorId,
+    outputChunks: event.outputChunks,
+  };
+}
+
+/** Publishes the scheduler's own status changes (cancel of a queued task, executor lost) where the executor's go. */
+export async function publishStatus(bus: Bus, event: MessageInitShape<typeof executorV1.JobStatusChangedSchema>, msgID: string): Promise<void> {
+  const message = create(executorV1.JobStatusChangedSchema, event);
+  await bus.jetstream().publish(`events.job.${message.jobId}.status`, toBinary(executorV1.JobStatusChangedSchema, message), { msgID });
+}
+
+export interface FollowerOptions {
+  /** A running task whose executor was silent this long is lost. */
+  executorLostMs: number;
+  ackWaitMs?: number;
+  retryDelayMs?: number;
+}
+
+/**
+ * Follows what executors report: status changes from EVENTS (durable, shared,
+ * applied idempotently), heartbeats on core NATS (every instance hears them),
+ * and a reaper that ends or re-queues running tasks whose executor fell silent.
+ */
+export class Followers {
+  private stopped = false;
+  private consuming?: Promise<void>;
+  private messages?: Messages;
+  private heartbeats?: Subscription;
+  private reaper?: NodeJS.Timeout;
+  private reaping = false;
+  private readonly lastHeard = new Map<string, number>();
+  private readonly jobHeard = new Map<string, number>();
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly lifecycle: Lifecycle,
+    private readonly logger: BusLogger,
+    private readonly options: FollowerOptions,
+    /** Called when a task changed status (a slot may have freed). */
+    private readonly onChange: () => void = () => {},
+  ) {}
+
+  start(): void {
+    this.heartbeats = this.bus.nc.subscribe(HEARTBEAT_SUBJECTS, {
+      callback: (error, msg) => {
+        if (error) return;
+        try {
+          const beat = fromBinary(executorV1.ExecutorHeartbeatSchema, msg.data);
+          const now = Date.now();
+          if (beat.executorId) this.lastHeard.set(beat.executorId, now);
+          // A job may run on another executor than the one that reported it first (a redelivered dispatch).
+          for (const job of beat.running) this.jobHeard.set(`${job.jobId}.${job.attempt}`, now);
+        } catch (decodeError) {
+          this.logger.warn({ err: decodeError, subject: msg.subject }, 'malformed heartbeat ignored');
+        }
+      },
+    });
+    this.consuming ??= this.consumeForever();
+    const every = Math.max(Math.floor(this.options.executorLostMs / 4), 100);
+    this.reaper = setInterval(() => void this.reap(), every);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.reaper) clearInterval(this.reaper);
+    this.heartbeats?.unsubscribe();
+    this.messages?.stop();
+    await this.consuming;
+  }
+
+  /** Executors heard from within the loss timeout. */
+  activeExecutors(): number {
+    const since = Date.now() - this.options.executorLostMs;
+    return [...this.lastHeard.values()].filter((at) => at >= since).length;
+  }
+
+  /** Ends or re-queues every running task whose executor has been silent too long; returns what it did. */
+  async reap(): Promise<LostTask[]> {
+    if (this.reaping || this.stopped) return [];
+    this.reaping = true;
+    const lost: LostTask[] = [];
+    try {
+      const now = Date.now();
+      for (const [job, at] of this.jobHeard) if (now - at > 2 * this.options.executorLostMs) this.jobHeard.delete(job);
+      for (const task of await this.lifecycle.running()) {
+        // A scheduler that just started has heard nobody yet: it gives every executor a full period.
+        const heard = Math.max(this.lastHeard.get(task.executorId) ?? 0, this.jobHeard.get(`${task.uid}.${task.attempt}`) ?? 0, task.since.getTime(), this.startedAt);
+        if (now - heard <= this.options.executorLostMs) continue;
+        const result = await this.lifecycle.lose(task.uid, task.attempt, task.executorId);
+        if (!result) continue;
+        lost.push(result);
+        this.jobHeard.delete(`${task.uid}.${task.attempt}`);
+        if (result.dispatchSeq !== null) {
+          const jsm = await this.bus.jetstreamManager();
+          await jsm.streams.deleteMessage(STREAMS.JOBS.name, Number(result.dispatchSeq), false).catch(() => false);
+        }
+        this.logger.warn({ task: task.uid, executor: task.executorId, requeued: result.requeued }, 'executor lost');
+        const at = timestampFromDate(new Date());
+        await publishStatus(
+          this.bus,
+          result.requeued
+            ? { jobId: task.uid, organizationUid: result.organizationUid, attempt: result.attempt, status: executorV1.JobStatus.QUEUED, reasonCode: 'executor_lost', reason: 're-queued: its executor was lost', executorId: task.executorId }
+            : { jobId: task.uid, organizationUid: result.organizationUid, attempt: task.attempt, status: executorV1.JobStatus.FAILED, reasonCode: 'executor_lost', reason: `executor ${task.executorId || '(unknown)'} stopped sending heartbeats`, endedAt: at, executorId: task.executorId },
+          `${task.uid}.${task.attempt}.scheduler.executor_lost`,
+        ).catch((error: unknown) => this.logger.warn({ err: error, task: task.uid }, 'executor_lost status not published'));
+      }
+      if (lost.length > 0) this.onChange();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'executor_lost check failed');
+    } finally {
+      this.reaping = false;
+    }
+    return lost;
+  }
+
+  private async consumeForever(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.consume(await this.ensureConsumer());
+      } catch (error) {
+        if (!this.stopped) this.logger.warn({ err: error }, 'status consumer interrupted; starting again');
+      }
+      if (!this.stopped) await new Promise((r) => setTimeout(r, this.options.retryDelayMs ?? 1_000));
+    }
+  }
+
+  private async ensureConsumer(): Promise<Consumer> {
+    await ensureStreams(this.bus);
+    const jsm = await this.bus.jetstreamManager();
+    const settings = { ack_wait: (this.options.ackWaitMs ?? 10_000) * 1_000_000, max_deliver: -1 };
+    try {
+      await jsm.consumers.add(STREAMS.EVENTS.name, { durable_name: STATUS_CONSUMER, filter_subject: STATUS_SUBJECTS, ack_policy: 'explicit', deliver_policy: 'all', ...settings } as never);
+    } catch (error) {
+      if (!/already (exists|in use)/i.test((error as Error).message)) throw error;
+      await jsm.consumers.update(STREAMS.EVENTS.name, STATUS_CONSUMER, settings);
+    }
+    return this.bus.jetstream().consumers.get(STREAMS.EVENTS.name, STATUS_CONSUMER);
+  }
+
+  private async consume(consumer: Consumer): Promise<void> {
+    const messages = await consumer.consume({ max_messages: 200, abort_on_missing_resource: true });
+    this.messages = messages;
+    if (this.stopped) messages.stop();
+    for await (const msg of messages) {
+      let report: StatusReport | null;
+      try {
+        report = reportOf(fromBinary(executorV1.JobStatusChangedSchema, msg.data));
+      } catch {
+        this.logger.warn({ subject: msg.subject, seq: msg.seq }, 'malformed status event discarded');
+        msg.term();
+        continue;
+      }
+      try {
+        if (report && (await this.lifecycle.apply(report))) {
+          if (report.executorId) this.lastHeard.set(report.executorId, Math.max(this.lastHeard.get(report.executorId) ?? 0, Date.now()));
+          if (report.status !== 'running') this.onChange();
+        }
+        msg.ack();
+      } catch (error) {
+        this.logger.warn({ err: error, subject: msg.subject }, 'status not applied; it will be redelivered');
+        msg.nak(this.options.retryDelayMs ?? 1_000);
+      }
+    }
+  }
+}

@@ -1,0 +1,54 @@
+import type { ConfigOf } from '@runnerhub/config';
+import { ensureStreams } from '@runnerhub/bus';
+import { databaseDependency, poolOptions } from '@runnerhub/database';
+import type { ServiceRuntime, StartedService } from '@runnerhub/service-kit';
+import { createDatabase } from './adapters/database.js';
+import { Dispatcher } from './adapters/dispatcher.js';
+import { Followers } from './adapters/followers.js';
+import { identityAccess, inventoryServers } from './adapters/identity.js';
+import type { schedulerEnv } from './config.js';
+import { Lifecycle } from './domain/lifecycle.js';
+import { Tasks } from './domain/tasks.js';
+import { taskHandlers } from './handlers/tasks.js';
+
+export type SchedulerConfig = ConfigOf<typeof schedulerEnv>;
+
+export async function startScheduler(runtime: ServiceRuntime<SchedulerConfig>): Promise<StartedService> {
+  const { config, logger, bus } = runtime;
+  // Both ends of the JOBS stream make sure it exists, whichever starts first.
+  await ensureStreams(bus);
+  const { db, pool } = createDatabase(poolOptions(config, logger));
+  const lifecycle = new Lifecycle(pool);
+  const dispatcher = new Dispatcher(pool, bus, logger, {
+    maxConcurrent: config.SCHEDULER_MAX_CONCURRENT,
+    perServerConcurrency: config.SCHEDULER_PER_SERVER_CONCURRENCY,
+    intervalMs: config.SCHEDULER_DISPATCH_INTERVAL_MS,
+    batch: config.SCHEDULER_DISPATCH_BATCH,
+  });
+  const followers = new Followers(bus, lifecycle, logger, { executorLostMs: config.SCHEDULER_EXECUTOR_LOST_MS }, () => dispatcher.poke());
+  followers.start();
+  dispatcher.start();
+
+  return {
+    registrations: [
+      taskHandlers({
+        bus,
+        logger,
+        tasks: new Tasks(db),
+        lifecycle,
+        access: identityAccess(bus),
+        servers: inventoryServers(bus),
+        accepted: () => dispatcher.poke(),
+        activeExecutors: () => followers.activeExecutors(),
+        totalCapacity: config.SCHEDULER_MAX_CONCURRENT,
+      }),
+    ],
+    dependencies: [databaseDependency(pool)],
+    async stop() {
+      await dispatcher.stop();
+      await followers.stop();
+      await db.$disconnect();
+      await pool.end();
+    },
+  };
+}
