@@ -6,6 +6,7 @@ import { SshPool } from './adapters/ssh-pool.js';
 import type { executorEnv } from './config.js';
 import { HostBreakers } from './domain/breaker.js';
 import { CommandRunner } from './domain/run-command.js';
+import { connectivityHandlers } from './handlers/connectivity.js';
 
 export type ExecutorConfig = ConfigOf<typeof executorEnv>;
 
@@ -40,6 +41,16 @@ export async function startExecutor(runtime: ServiceRuntime<ExecutorConfig>): Pr
   await executor.start();
   logger.info({ executorId: config.EXECUTOR_ID, concurrency: config.EXECUTOR_CONCURRENCY }, 'executor pulling dispatches');
   return {
+    registrations: [
+      connectivityHandlers({
+        bus,
+        logger,
+        breakers,
+        credentials: new InventoryCredentials(bus),
+        verifyHostKey: hostKeys.verify,
+        connectTimeoutMs: config.EXECUTOR_SSH_CONNECT_TIMEOUT_MS,
+      }),
+    ],
     async stop() {
       await executor.stop();
       breakers.shutdown();

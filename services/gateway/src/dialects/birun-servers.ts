@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { createClient, type Bus } from '@runnerhub/bus';
-import { inventoryV1 } from '@runnerhub/contracts';
+import { BusError, createClient, type Bus } from '@runnerhub/bus';
+import { executorV1, inventoryV1, schedulerV1 } from '@runnerhub/contracts';
 import { callerOf, isoTime } from './shared.js';
 
 const serverParams = { type: 'object', properties: { server_id: { type: 'integer', minimum: 1 } }, required: ['server_id'] } as const;
@@ -74,10 +74,23 @@ function birunGroup(group: inventoryV1.ServerGroup) {
 
 const byNumber = (value: number) => ({ ref: { case: 'number' as const, value } });
 
+/** biRun's default timeout of a direct execution, in seconds. */
+const EXECUTE_TIMEOUT_SECONDS = 30;
+const HEALTH_CHECK_TIMEOUT_MS = 15_000;
+
+interface ExecuteBody {
+  script_content?: string;
+  /** Accepted as well: a one-line script. */
+  command?: string;
+  timeout?: number;
+}
+
 /** biRun's servers and server groups, in the caller's default organisation; ids are the records' numbers. */
 export async function birunServerRoutes(app: FastifyInstance, options: { bus: Bus }): Promise<void> {
   const servers = createClient(options.bus, inventoryV1.Servers);
   const groups = createClient(options.bus, inventoryV1.ServerGroups);
+  const tasks = createClient(options.bus, schedulerV1.Tasks);
+  const connectivity = createClient(options.bus, executorV1.Connectivity);
   const config = { dialect: 'birun' } as const;
 
   app.get<{ Querystring: { page?: number; limit?: number; search?: string } }>('/api/servers/', {
@@ -148,6 +161,60 @@ export async function birunServerRoutes(app: FastifyInstance, options: { bus: Bu
   app.delete<{ Params: { server_id: number } }>('/api/servers/:server_id', { config, onRequest: app.authenticate, schema: { params: serverParams } }, async (request) => {
     await servers.delete({ caller: callerOf(request), server: byNumber(request.params.server_id) });
     return { message: 'Server deleted successfully' };
+  });
+
+  app.post<{ Params: { server_id: number }; Body: ExecuteBody }>('/api/servers/:server_id/execute', {
+    config,
+    onRequest: app.authenticate,
+    schema: {
+      params: serverParams,
+      body: {
+        type: 'object',
+        properties: {
+          script_content: { type: 'string', minLength: 1, maxLength: 1048576 },
+          command: { type: 'string', minLength: 1, maxLength: 65536 },
+          timeout: { type: 'integer', minimum: 1, maximum: 604800 },
+        },
+      },
+    },
+  }, async (request) => {
+    const body = request.body;
+    const script = body.script_content ?? body.command;
+    if (!script) throw BusError.validation('script_content is required', 'script_content');
+    if (body.script_content && body.command) throw BusError.validation('send script_content or command, not both', 'command');
+    // biRun names servers by number; the scheduler by uid (and authorises the caller itself).
+    const { server } = await servers.get({ caller: callerOf(request), server: byNumber(request.params.server_id) });
+    const { task } = await tasks.submit({
+      caller: callerOf(request),
+      serverUid: server!.uid,
+      kind: 'script',
+      script: script.endsWith('\n') ? script : `${script}\n`,
+      shell: '/bin/bash',
+      timeoutSeconds: body.timeout ?? EXECUTE_TIMEOUT_SECONDS,
+      priority: 5,
+    });
+    return { execution_id: task!.uid, status: task!.status, server_id: server!.number, message: 'Script execution queued successfully' };
+  });
+
+  app.post<{ Params: { server_id: number } }>('/api/servers/:server_id/health/check', { config, onRequest: app.authenticate, schema: { params: serverParams } }, async (request) => {
+    const check = await connectivity.check(
+      { caller: callerOf(request), serverNumber: request.params.server_id, timeoutMs: HEALTH_CHECK_TIMEOUT_MS, withFigures: true },
+      { timeoutMs: HEALTH_CHECK_TIMEOUT_MS + 5_000 },
+    );
+    const figures = check.figures;
+    return {
+      server_id: check.serverNumber,
+      server_name: check.serverName,
+      status: check.success ? 'healthy' : 'unhealthy',
+      response_time_ms: check.success ? check.latencyMs : null,
+      uptime_seconds: figures?.uptimeSeconds ?? null,
+      load_1min: figures?.load1min ?? null,
+      disk_usage: figures?.diskUsage ?? null,
+      memory_usage: figures?.memoryUsage ?? null,
+      message: check.success ? 'Health check passed' : check.errorMessage,
+      error_code: check.errorCode || null,
+      last_checked: isoTime(check.checkedAt),
+    };
   });
 
   app.get('/api/server-groups/', { config, onRequest: app.authenticate }, async (request) => {

@@ -27,9 +27,29 @@ export interface ServerInput {
   tags: readonly string[];
   status: string;
   nodeType: string;
+  /** "pem://<uid>" of an uploaded key (NewRemora's pem_file_url): logs in with that key. */
+  pemFileRef?: string;
 }
 
-export type ServerChanges = Partial<ServerInput>;
+export type ServerChanges = Partial<ServerInput> & {
+  /** Clears the recorded host key: the next connection records the one the server offers. */
+  acceptHostKey?: boolean;
+};
+
+export interface PemFileRecord {
+  id: string;
+  filename: string;
+  size: number;
+  createdAt: Date;
+}
+
+/** NewRemora's upload-pem cap: a private key is a few KiB at most. */
+export const MAX_PEM_BYTES = 64 * 1024;
+const PEM_REF = /^pem:\/\/([0-9a-fA-F-]{36})$/;
+
+export function pemRefOf(id: string): string {
+  return `pem://${id}`;
+}
 
 /** What an executor needs to log in to a server: never shown to users. */
 export interface ResolvedCredential {
@@ -80,7 +100,7 @@ export class Servers {
       status: validateStatus(input.status),
       nodeType: validateNodeType(input.nodeType),
     };
-    const credential = this.credentials.seal(input);
+    const credential = this.credentials.seal(await this.withPemFile(organizationId, input));
     checkComplete({ ...fields, authType: credential?.authType ?? null });
     return this.db.server
       .create({ data: { organizationId, ...fields, ...credentialColumns(credential) }, include })
@@ -120,13 +140,18 @@ export class Servers {
       nodeType: changes.nodeType === undefined ? current.nodeType : validateNodeType(changes.nodeType),
     };
     // A new secret or a new auth type replaces the credential; otherwise the sealed one stays.
-    const replacesCredential = Boolean(changes.password || changes.privateKey) || (changes.authType !== undefined && changes.authType !== (current.authType ?? ''));
+    const replacesCredential = Boolean(changes.password || changes.privateKey || changes.pemFileRef) || (changes.authType !== undefined && changes.authType !== (current.authType ?? ''));
     const credential = replacesCredential
-      ? credentialColumns(this.credentials.seal({ authType: changes.authType ?? '', password: changes.password ?? '', privateKey: changes.privateKey ?? '' }))
+      ? credentialColumns(
+          this.credentials.seal(
+            await this.withPemFile(organizationId, { authType: changes.authType ?? '', password: changes.password ?? '', privateKey: changes.privateKey ?? '', pemFileRef: changes.pemFileRef ?? '' }),
+          ),
+        )
       : undefined;
     checkComplete({ ...fields, authType: credential ? credential.authType : current.authType });
+    const hostKey = changes.acceptHostKey ? { hostKeyFingerprint: null } : {};
     return this.db.server
-      .update({ where: { id: current.id }, data: { ...fields, ...credential }, include })
+      .update({ where: { id: current.id }, data: { ...fields, ...credential, ...hostKey }, include })
       .catch((error: unknown) => conflictOnName(error, 'server'));
   }
 
@@ -175,6 +200,44 @@ export class Servers {
       );
     }
     return { fingerprint, recorded: false };
+  }
+
+  /** The verdict of a connectivity check (executor-only): health status and time of the last check. */
+  async recordHealth(organizationId: string, serverUid: string, healthy: boolean, checkedAt: Date): Promise<void> {
+    if (!isUuid(organizationId)) throw BusError.notFound('server');
+    const { count } = await this.db.server.updateMany({
+      where: { organizationId, ...whereKey({ uid: serverUid }, 'server') },
+      data: { healthStatus: healthy ? 'healthy' : 'unhealthy', lastHealthCheckAt: checkedAt },
+    });
+    if (count === 0) throw BusError.notFound('server');
+  }
+
+  /** NewRemora's upload-pem: validated as an unencrypted private key, stored sealed, never returned. */
+  async uploadPemFile(organizationId: string, filename: string, content: Uint8Array): Promise<PemFileRecord> {
+    if (content.length === 0 || content.length > MAX_PEM_BYTES) throw BusError.validation(`pem_file must be 1-${MAX_PEM_BYTES} bytes`, 'pem_file');
+    const name = (filename.split(/[\\/]/).pop() ?? '').trim().slice(0, 255) || 'key.pem';
+    let sealed: SealedCredential | null;
+    try {
+      sealed = this.credentials.seal({ authType: 'key', password: '', privateKey: Buffer.from(content).toString('utf8') });
+    } catch {
+      throw BusError.validation('pem_file must be an unencrypted private key (PEM or OpenSSH format)', 'pem_file');
+    }
+    return this.db.pemFile.create({
+      data: { organizationId, filename: name, size: content.length, sealedKey: sealed!.sealed },
+      select: { id: true, filename: true, size: true, createdAt: true },
+    });
+  }
+
+  /** A credential input with its pem_file_ref replaced by the key it names (of this organisation only). */
+  private async withPemFile<T extends { authType: string; password: string; privateKey: string; pemFileRef?: string }>(organizationId: string, input: T): Promise<T> {
+    if (!input.pemFileRef) return input;
+    const id = PEM_REF.exec(input.pemFileRef.trim())?.[1];
+    if (!id) throw BusError.validation('pem_file_url must be the "pem://<id>" an upload answered', 'pem_file_url');
+    if (input.privateKey || input.password) throw BusError.validation('pem_file_url replaces private_key and password: send only one', 'pem_file_url');
+    if (input.authType && input.authType !== 'key') throw BusError.validation('pem_file_url needs auth_type key', 'auth_type');
+    const file = await this.db.pemFile.findFirst({ where: { id: id.toLowerCase(), organizationId } });
+    if (!file) throw BusError.notFound('pem file');
+    return { ...input, authType: 'key', privateKey: this.credentials.open(file.sealedKey) };
   }
 
   async delete(organizationId: string, key: RecordKey): Promise<void> {

@@ -3,7 +3,8 @@ import { BusError, implement, type Registration } from '@runnerhub/bus';
 import { inventoryV1 } from '@runnerhub/contracts';
 import { sealToPublicKey, x25519PublicKey } from '../domain/reply-sealing.js';
 import type { OrganizationAccess } from '../domain/access.js';
-import type { Servers } from '../domain/servers.js';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { pemRefOf, type Servers } from '../domain/servers.js';
 import { requireCaller } from './caller.js';
 import { pageOf, recordKey, toServerMessage } from './mapping.js';
 
@@ -25,8 +26,8 @@ export function serversHandlers(servers: Servers, access: OrganizationAccess): R
     },
     async update(request) {
       const organizationId = await access.organizationOf(requireCaller(request.caller), request.organizationRef, 'operator');
-      const { name, hostname, port, username, authType, password, privateKey, description, status, nodeType } = request;
-      const changes = { name, hostname, port, username, authType, password, privateKey, description, status, nodeType, tags: request.setTags ? request.tags : undefined };
+      const { name, hostname, port, username, authType, password, privateKey, description, status, nodeType, acceptHostKey, pemFileRef } = request;
+      const changes = { name, hostname, port, username, authType, password, privateKey, description, status, nodeType, tags: request.setTags ? request.tags : undefined, acceptHostKey, pemFileRef };
       return { server: toServerMessage(await servers.update(organizationId, recordKey(request.server, 'server'), changes)) };
     },
     async delete(request) {
@@ -50,6 +51,16 @@ export function serversHandlers(servers: Servers, access: OrganizationAccess): R
         hostKeyFingerprint: resolved.hostKeyFingerprint,
         secret: sealToPublicKey(request.replyPublicKey, plaintext, `${request.jobId}:${request.serverUid}`),
       };
+    },
+    // Executor-only, like recordHostKey.
+    async recordHealth(request) {
+      await servers.recordHealth(request.organizationUid, request.serverUid, request.healthy, request.checkedAt ? timestampDate(request.checkedAt) : new Date());
+      return {};
+    },
+    async uploadPemFile(request) {
+      const organizationId = await access.organizationOf(requireCaller(request.caller), request.organizationRef, 'operator');
+      const file = await servers.uploadPemFile(organizationId, request.filename, request.content);
+      return { pemFile: { uid: file.id, filename: file.filename, size: file.size, ref: pemRefOf(file.id), uploadedAt: timestampFromDate(file.createdAt) } };
     },
     async recordHostKey(request) {
       const { fingerprint, recorded } = await servers.recordHostKey(request.organizationUid, request.serverUid, request.fingerprint);
