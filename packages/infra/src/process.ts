@@ -5,16 +5,25 @@ import { promisify } from 'node:util';
 
 export const execFileAsync = promisify(execFile);
 
-/** Asks the kernel for a port nobody listens on. */
+/**
+ * A port nobody listens on, chosen below Linux's ephemeral range (32768+):
+ * a port the kernel hands out there can be taken by any outgoing connection
+ * before our server binds it, which happened under load.
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(port, host)) return port;
+  }
+  throw new InfraError('no free port found between 20000 and 32000');
+}
+
+function canListen(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
   });
 }
 

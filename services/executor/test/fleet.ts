@@ -18,12 +18,25 @@ export interface TestFleet {
   stop(): Promise<void>;
 }
 
+/**
+ * An encrypted ed25519 client key. ssh2's generator now and then writes one
+ * its own parser refuses ("Malformed OpenSSH private key"; seen in CI), so
+ * only a key that parses back is used.
+ */
+function generateClientKey(): { private: string; public: string } {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const key = utils.generateKeyPairSync('ed25519', { passphrase: KEY_PASSPHRASE, cipher: 'aes256-ctr', rounds: 4 });
+    if (!(utils.parseKey(key.private, KEY_PASSPHRASE) instanceof Error)) return key;
+  }
+  throw new Error('could not generate a client key that parses');
+}
+
 /** sshd servers on 127.0.0.<first>…, accepting TEST_PASSWORD and a fresh client key. */
 export async function startTestFleet(count: number, options: { firstAddress: number; maxSessions?: number }): Promise<TestFleet> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rh-executor-'));
   // sshd reads the authorized keys as the test user.
   chmodSync(dataDir, 0o755);
-  const clientKey = utils.generateKeyPairSync('ed25519', { passphrase: KEY_PASSPHRASE, cipher: 'aes256-ctr', rounds: 4 });
+  const clientKey = generateClientKey();
   const fleet = await startSshdFleet(count, {
     dataDir,
     firstAddress: options.firstAddress,
