@@ -28,6 +28,7 @@ import { LOGIN_CONNECTIONS, loginBench, loginRateLimits } from './lib/login.js';
 import { CpuMeter, mb, OTHERS, processTree, statusKb } from './lib/proc.js';
 import { busiest, meanMsBetween, scrapeOrNothing } from './lib/prom.js';
 import { rateLimitHeaders, rateLimitOverrides, type RateLimitOverrides } from './lib/ratelimits.js';
+import { remoteBench, REMOTE_SERVICE_ENV } from './lib/remote.js';
 import { fixed, int, progress, Report, verdict } from './lib/report.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -46,9 +47,9 @@ function seconds(name: string, fallback: number): number {
 
 const DURATION_S = seconds('BENCH_DURATION_S', 20);
 const LOGIN_DURATION_S = seconds('BENCH_LOGIN_DURATION_S', 10);
-const SECTION_NAMES = ['platform', 'auth', 'login'] as const;
+const SECTION_NAMES = ['platform', 'auth', 'login', 'remote'] as const;
 type Section = (typeof SECTION_NAMES)[number];
-/** Which sections run: platform (1 and 2), auth (3), login (4); all by default. */
+/** Which sections run: platform (1 and 2), auth (3), login (4), remote (5); all by default. */
 const SECTIONS = (() => {
   const raw = process.env.BENCH_SECTIONS?.trim();
   const names = raw ? raw.split(',').map((name) => name.trim()).filter(Boolean) : [...SECTION_NAMES];
@@ -99,6 +100,8 @@ const WATCHDOG_S =
   (SECTIONS.has('auth') || SECTIONS.has('login') ? 150 : 0) +
   (SECTIONS.has('auth') ? 4 * (DURATION_S + WARMUP_S + 40) : 0) +
   (SECTIONS.has('login') ? LOGIN_DURATION_S + WARMUP_S + 40 + 120 : 0) +
+  // Start, fleet, 1,000 jobs, baselines, 2,000 submissions and their drain, 200 MB stream: each step has its own bound.
+  (SECTIONS.has('remote') ? 1200 : 0) +
   150;
 setTimeout(() => abort(`watchdog: the benchmark did not finish within ${WATCHDOG_S} s`, 1), WATCHDOG_S * 1000).unref();
 
@@ -239,6 +242,13 @@ async function main(): Promise<void> {
     if (SECTIONS.has('login')) {
       await loginBench({ ...ctx, loginDurationS: LOGIN_DURATION_S, identityMetricsPort: platform.identityMetricsPort, limitNotes: loginLimits.notes });
     }
+    await platform.stop();
+  }
+  if (SECTIONS.has('remote')) {
+    checkInterrupted();
+    const serviceEnv = { ...limits.env, scheduler: { ...limits.env.scheduler, ...REMOTE_SERVICE_ENV.scheduler } };
+    const platform = await launchPlatform('the platform for remote execution', serviceEnv);
+    await remoteBench({ report, stack: platform.stack, cpuGroups: platform.cpuGroups });
     await platform.stop();
   }
 }
