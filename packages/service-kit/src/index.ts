@@ -1,3 +1,4 @@
+export { identityAccess, type OrganizationAccess, type Role } from './access.js';
 export { commonEnv, type CommonEnv } from './env.js';
 export { checkHealth, type DependencyCheck } from './health.js';
 export { runService, startService, type RunningService, type ServiceDefinition, type ServiceRuntime, type StartedService } from './runtime.js';

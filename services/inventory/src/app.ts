@@ -1,9 +1,8 @@
 import type { ConfigOf } from '@runnerhub/config';
 import { databaseDependency, poolOptions } from '@runnerhub/database';
 import { SecretBox } from '@runnerhub/secrets';
-import type { ServiceRuntime, StartedService } from '@runnerhub/service-kit';
+import { identityAccess, type ServiceRuntime, type StartedService } from '@runnerhub/service-kit';
 import { createDatabase } from './adapters/database.js';
-import { identityAccess } from './adapters/organizations.js';
 import type { inventoryEnv } from './config.js';
 import { Credentials } from './domain/credentials.js';
 import { ServerGroups } from './domain/server-groups.js';

@@ -1,11 +1,11 @@
 import type { ConfigOf } from '@runnerhub/config';
 import { ensureStreams } from '@runnerhub/bus';
 import { databaseDependency, poolOptions } from '@runnerhub/database';
-import type { ServiceRuntime, StartedService } from '@runnerhub/service-kit';
+import { identityAccess, type ServiceRuntime, type StartedService } from '@runnerhub/service-kit';
 import { createDatabase } from './adapters/database.js';
 import { Dispatcher } from './adapters/dispatcher.js';
 import { Followers } from './adapters/followers.js';
-import { identityAccess, inventoryServers } from './adapters/identity.js';
+import { inventoryServers } from './adapters/identity.js';
 import type { schedulerEnv } from './config.js';
 import { Lifecycle } from './domain/lifecycle.js';
 import { Tasks } from './domain/tasks.js';

@@ -1,6 +1,6 @@
 import { implement, type Registration } from '@runnerhub/bus';
 import { inventoryV1 } from '@runnerhub/contracts';
-import type { OrganizationAccess } from '../domain/access.js';
+import type { OrganizationAccess } from '@runnerhub/service-kit';
 import type { ServerGroups } from '../domain/server-groups.js';
 import { requireCaller } from './caller.js';
 import { recordKey, toServerGroupMessage } from './mapping.js';

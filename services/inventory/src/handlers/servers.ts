@@ -2,7 +2,7 @@ import { toBinary, create } from '@bufbuild/protobuf';
 import { BusError, implement, type Registration } from '@runnerhub/bus';
 import { inventoryV1 } from '@runnerhub/contracts';
 import { sealToPublicKey, x25519PublicKey } from '../domain/reply-sealing.js';
-import type { OrganizationAccess } from '../domain/access.js';
+import type { OrganizationAccess } from '@runnerhub/service-kit';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { pemRefOf, type Servers } from '../domain/servers.js';
 import { requireCaller } from './caller.js';

@@ -1,15 +1,6 @@
 import type { Caller } from '@runnerhub/contracts';
 
-export type Role = 'viewer' | 'operator' | 'admin';
-
-/**
- * Resolves the organisation a call acts in, with at least the required role
- * (viewer reads, operator runs and cancels). A foreign organisation is
- * RESOURCE_NOT_FOUND, a too-low role PERMISSION_DENIED.
- */
-export interface OrganizationAccess {
-  organizationOf(caller: Caller, organizationRef: string, requiredRole: Role): Promise<string>;
-}
+export type { OrganizationAccess, Role } from '@runnerhub/service-kit';
 
 /** Where a task runs, as inventory describes the server when the task is accepted. */
 export interface TargetServer {
