@@ -25,6 +25,18 @@ interface CommonBody {
   env?: Record<string, string>;
   safe_to_retry?: boolean;
 }
+/** What every accepted job carries, whichever way its work is given. */
+function submission(request: FastifyRequest, body: CommonBody) {
+  return {
+    caller: callerOf(request),
+    serverUid: body.server_id,
+    env: body.env ?? {},
+    timeoutSeconds: body.timeout ?? 0,
+    priority: body.priority ?? DEFAULT_PRIORITY,
+    safeToRetry: body.safe_to_retry ?? false,
+  };
+}
+
 type CommandBody = CommonBody & { command: string; args?: string | string[] };
 type ScriptBody = CommonBody & { script: string; shell?: string };
 interface DuplicateBody {
@@ -101,15 +113,10 @@ export async function jobRoutes(app: FastifyInstance, options: { bus: Bus }): Pr
   }, async (request, reply) => {
     const body = request.body;
     const { task } = await tasks.submit({
-      caller: callerOf(request),
-      serverUid: body.server_id,
+      ...submission(request, body),
       kind: 'command',
       command: body.command,
       ...argsOf(body.args),
-      env: body.env ?? {},
-      timeoutSeconds: body.timeout ?? 0,
-      priority: body.priority ?? DEFAULT_PRIORITY,
-      safeToRetry: body.safe_to_retry ?? false,
     });
     reply.status(201);
     return envelope(newRemoraJob(task!));
@@ -122,15 +129,10 @@ export async function jobRoutes(app: FastifyInstance, options: { bus: Bus }): Pr
   }, async (request, reply) => {
     const body = request.body;
     const { task } = await tasks.submit({
-      caller: callerOf(request),
-      serverUid: body.server_id,
+      ...submission(request, body),
       kind: 'script',
       script: body.script,
       shell: body.shell ?? '/bin/bash',
-      env: body.env ?? {},
-      timeoutSeconds: body.timeout ?? 0,
-      priority: body.priority ?? DEFAULT_PRIORITY,
-      safeToRetry: body.safe_to_retry ?? false,
     });
     reply.status(201);
     return envelope(newRemoraJob(task!));
