@@ -56,7 +56,7 @@ describe('one server record, three dialects', () => {
 
     const node = await call('admin', 'GET', `/org/${defaultOrg}/nodes/${server.uid}`);
     expect(node.status).toBe(200);
-    expect(node.body).toEqual({ uid: server.uid, name: 'web-1', type: 'Remote', ip_address: '127.0.0.1', port: 2222, status: 'active', created_at: expect.any(String) });
+    expect(node.body).toEqual({ uid: server.uid, name: 'web-1', type: 'Remote', ip_address: '127.0.0.1', port: 2222, status: 'active', max_sessions: null, created_at: expect.any(String) });
     expect((await call('admin', 'GET', `/org/${defaultOrg}/nodes`)).body.map((n: { uid: string }) => n.uid)).toContain(server.uid);
     expect((await call('admin', 'GET', '/api/v1/servers')).body.data.servers.map((s: { id: string }) => s.id)).toContain(server.uid);
   });

@@ -3,6 +3,7 @@ import { databaseDependency, poolOptions } from '@runnerhub/database';
 import { SecretBox } from '@runnerhub/secrets';
 import { identityAccess, type ServiceRuntime, type StartedService } from '@runnerhub/service-kit';
 import { createDatabase } from './adapters/database.js';
+import { serverChangedPublisher } from './adapters/events.js';
 import type { inventoryEnv } from './config.js';
 import { Credentials } from './domain/credentials.js';
 import { ServerGroups } from './domain/server-groups.js';
@@ -16,10 +17,11 @@ export async function startInventory(runtime: ServiceRuntime<InventoryConfig>): 
   const { config, logger } = runtime;
   const { db, pool } = createDatabase(poolOptions(config, logger));
   const credentials = new Credentials(SecretBox.fromConfig(config));
-  const access = identityAccess(runtime.bus);
+  const access = identityAccess(runtime.bus, { cacheMs: config.ACCESS_CACHE_MS });
+  const servers = new Servers(db, credentials, serverChangedPublisher(runtime.bus));
 
   return {
-    registrations: [serversHandlers(new Servers(db, credentials), access), serverGroupsHandlers(new ServerGroups(db), access)],
+    registrations: [serversHandlers(servers, access), serverGroupsHandlers(new ServerGroups(db), access)],
     dependencies: [databaseDependency(pool)],
     async stop() {
       await db.$disconnect();

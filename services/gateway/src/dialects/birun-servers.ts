@@ -15,7 +15,11 @@ const serverFields = {
   password: { type: 'string', minLength: 1, maxLength: 16384 },
   description: { type: 'string', maxLength: 2000 },
   tags: { type: 'array', maxItems: 50, items: { type: 'string', minLength: 1, maxLength: 64 } },
+  // SSH sessions run at once on the server (its sshd's MaxSessions); absent: the platform default.
+  max_sessions: { type: 'integer', minimum: 1, maximum: 1000 },
 } as const;
+// null clears max_sessions: the platform default applies again.
+const updateFields = { ...serverFields, max_sessions: { ...serverFields.max_sessions, nullable: true } } as const;
 const groupFields = {
   name: { type: 'string', minLength: 1, maxLength: 200 },
   description: { type: 'string', maxLength: 2000 },
@@ -32,6 +36,8 @@ interface ServerBody {
   password?: string;
   description?: string;
   tags?: string[];
+  /** null (update only): back to the platform default. */
+  max_sessions?: number | null;
 }
 
 interface GroupBody {
@@ -53,6 +59,7 @@ function birunServer(server: inventoryV1.Server) {
     masked_credential: server.maskedCredential || null,
     description: server.description,
     tags: server.tags,
+    max_sessions: server.maxSessions || null,
     created_at: isoTime(server.createdAt),
     updated_at: isoTime(server.updatedAt),
     last_health_check: isoTime(server.lastHealthCheckAt),
@@ -125,6 +132,7 @@ export async function birunServerRoutes(app: FastifyInstance, options: { bus: Bu
       password: body.password ?? '',
       description: body.description ?? '',
       tags: body.tags ?? [],
+      maxSessions: body.max_sessions ?? undefined,
     });
     reply.status(201);
     return birunServer(server!);
@@ -138,7 +146,7 @@ export async function birunServerRoutes(app: FastifyInstance, options: { bus: Bu
   app.put<{ Params: { server_id: number }; Body: Partial<ServerBody> }>('/api/servers/:server_id', {
     config,
     onRequest: app.authenticate,
-    schema: { params: serverParams, body: { type: 'object', minProperties: 1, properties: serverFields } },
+    schema: { params: serverParams, body: { type: 'object', minProperties: 1, properties: updateFields } },
   }, async (request) => {
     const body = request.body;
     const { server } = await servers.update({
@@ -154,6 +162,8 @@ export async function birunServerRoutes(app: FastifyInstance, options: { bus: Bu
       description: body.description,
       tags: body.tags ?? [],
       setTags: body.tags !== undefined,
+      maxSessions: body.max_sessions ?? undefined,
+      clearMaxSessions: body.max_sessions === null,
     });
     return birunServer(server!);
   });

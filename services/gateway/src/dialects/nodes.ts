@@ -15,7 +15,11 @@ const nodeFields = {
   ip_address: { type: 'string', minLength: 1, maxLength: 253 },
   port: { type: 'integer', minimum: 1, maximum: 65535 },
   status: { type: 'string', enum: ['active', 'inactive'] },
+  // SSH sessions run at once on the node (its sshd's MaxSessions); absent: the platform default.
+  max_sessions: { type: 'integer', minimum: 1, maximum: 1000 },
 } as const;
+// null clears max_sessions: the platform default applies again.
+const updateFields = { ...nodeFields, max_sessions: { ...nodeFields.max_sessions, nullable: true } } as const;
 
 interface NodeBody {
   name: string;
@@ -23,6 +27,8 @@ interface NodeBody {
   ip_address?: string;
   port?: number;
   status?: string;
+  /** null (update only): back to the platform default. */
+  max_sessions?: number | null;
 }
 
 /** Runner Pilot's node: a server of the organisation, Remote (SSH) or Socket (agent). */
@@ -34,6 +40,7 @@ function pilotNode(server: inventoryV1.Server) {
     ip_address: server.hostname || null,
     port: server.port,
     status: server.status,
+    max_sessions: server.maxSessions || null,
     created_at: isoTime(server.createdAt),
   };
 }
@@ -58,6 +65,7 @@ export async function nodeRoutes(app: FastifyInstance, options: { bus: Bus }): P
       hostname: body.ip_address ?? '',
       port: body.port ?? 22,
       status: body.status ?? 'active',
+      maxSessions: body.max_sessions ?? undefined,
     });
     return pilotNode(server!);
   });
@@ -81,7 +89,7 @@ export async function nodeRoutes(app: FastifyInstance, options: { bus: Bus }): P
   app.put<{ Params: { org_id: string; node_id: string }; Body: Partial<NodeBody> }>('/org/:org_id/nodes/:node_id', {
     config,
     onRequest: app.authenticate,
-    schema: { params: nodeParams, body: { type: 'object', minProperties: 1, properties: nodeFields } },
+    schema: { params: nodeParams, body: { type: 'object', minProperties: 1, properties: updateFields } },
   }, async (request) => {
     const body = request.body;
     const { server } = await servers.update({
@@ -93,6 +101,8 @@ export async function nodeRoutes(app: FastifyInstance, options: { bus: Bus }): P
       hostname: body.ip_address,
       port: body.port,
       status: body.status,
+      maxSessions: body.max_sessions ?? undefined,
+      clearMaxSessions: body.max_sessions === null,
     });
     return pilotNode(server!);
   });

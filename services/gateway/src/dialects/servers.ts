@@ -24,6 +24,14 @@ const serverFields = {
   is_active: { type: 'boolean' },
   // "pem://<id>" as upload-pem answered: log in with that key.
   pem_file_url: { type: 'string', minLength: 1, maxLength: 200 },
+  // SSH sessions run at once on the server (its sshd's MaxSessions); absent: the platform default.
+  max_sessions: { type: 'integer', minimum: 1, maximum: 1000 },
+} as const;
+const updateFields = {
+  ...serverFields,
+  accept_host_key: { type: 'boolean' },
+  // null clears it: the platform default applies again.
+  max_sessions: { ...serverFields.max_sessions, nullable: true },
 } as const;
 
 interface ServerBody {
@@ -37,6 +45,8 @@ interface ServerBody {
   is_active?: boolean;
   pem_file_url?: string;
   accept_host_key?: boolean;
+  /** null (update only): back to the platform default. */
+  max_sessions?: number | null;
 }
 
 /** NewRemora's server object; the credential only ever appears masked. */
@@ -51,6 +61,7 @@ export function newRemoraServer(server: inventoryV1.Server) {
     masked_credential: server.maskedCredential || null,
     is_active: server.status === 'active',
     host_key_fingerprint: server.hostKeyFingerprint || null,
+    max_sessions: server.maxSessions || null,
     health_status: server.healthStatus,
     last_check_at: isoTime(server.lastHealthCheckAt),
     created_at: isoTime(server.createdAt),
@@ -179,6 +190,7 @@ export async function serverRoutes(app: FastifyInstance, options: { bus: Bus }):
       privateKey: body.private_key ?? '',
       pemFileRef: body.pem_file_url ?? '',
       status: body.is_active === false ? 'inactive' : 'active',
+      maxSessions: body.max_sessions ?? undefined,
     });
     reply.status(201);
     return envelope(newRemoraServer(server!));
@@ -207,7 +219,7 @@ export async function serverRoutes(app: FastifyInstance, options: { bus: Bus }):
   app.put<{ Params: { id: string }; Body: Partial<ServerBody> }>('/api/v1/servers/:id', {
     config,
     onRequest: app.authenticate,
-    schema: { params, body: { type: 'object', minProperties: 1, properties: { ...serverFields, accept_host_key: { type: 'boolean' } } } },
+    schema: { params, body: { type: 'object', minProperties: 1, properties: updateFields } },
   }, async (request) => {
     const body = request.body;
     const { server } = await servers.update({
@@ -223,6 +235,8 @@ export async function serverRoutes(app: FastifyInstance, options: { bus: Bus }):
       pemFileRef: body.pem_file_url,
       status: body.is_active === undefined ? undefined : body.is_active ? 'active' : 'inactive',
       acceptHostKey: body.accept_host_key ?? false,
+      maxSessions: body.max_sessions ?? undefined,
+      clearMaxSessions: body.max_sessions === null,
     });
     return envelope(newRemoraServer(server!));
   });

@@ -7,8 +7,13 @@ export type RecordKey = { uid: string } | { number: number };
 /** The Prisma filter for a key; a malformed UUID cannot name anything, so it is simply not found. */
 export function whereKey(key: RecordKey, what: string): { id: string } | { number: number } {
   if ('number' in key) return { number: key.number };
-  if (!isUuid(key.uid)) throw BusError.notFound(what);
-  return { id: key.uid };
+  return whereUid(key.uid, what);
+}
+
+/** Like whereKey for a uid, spelt in lower case as PostgreSQL returns it (event subjects carry it). */
+export function whereUid(uid: string, what: string): { id: string } {
+  if (!isUuid(uid)) throw BusError.notFound(what);
+  return { id: uid.toLowerCase() };
 }
 
 export function conflictOnName(error: unknown, what: string): never {

@@ -2,11 +2,12 @@ import { BusError } from '@runnerhub/bus';
 import type { InventoryDb } from '../adapters/database.js';
 import type { Prisma } from '../generated/prisma/client.js';
 import type { Credentials, SealedCredential } from './credentials.js';
-import { conflictOnName, whereKey, type RecordKey } from './keys.js';
+import { conflictOnName, whereKey, whereUid, type RecordKey } from './keys.js';
 import {
   isUuid,
   validateDescription,
   validateHostname,
+  validateMaxSessions,
   validateName,
   validateNodeType,
   validatePort,
@@ -29,12 +30,22 @@ export interface ServerInput {
   nodeType: string;
   /** "pem://<uid>" of an uploaded key (NewRemora's pem_file_url): logs in with that key. */
   pemFileRef?: string;
+  /** SSH sessions the platform runs at once on the server (its sshd's MaxSessions); absent: the platform default. */
+  maxSessions?: number;
 }
 
 export type ServerChanges = Partial<ServerInput> & {
   /** Clears the recorded host key: the next connection records the one the server offers. */
   acceptHostKey?: boolean;
+  /** Unsets max_sessions: the platform default applies again. */
+  clearMaxSessions?: boolean;
 };
+
+/**
+ * Told after a server's record changed in a way that matters to whoever
+ * caches it (the app publishes a ServerChanged event).
+ */
+export type ServerChanged = (organizationId: string, serverUid: string, deleted: boolean) => void;
 
 export interface PemFileRecord {
   id: string;
@@ -82,11 +93,20 @@ function credentialColumns(credential: SealedCredential | null) {
   return { authType: credential?.authType ?? null, sealedCredential: credential?.sealed ?? null, maskedCredential: credential?.masked ?? '' };
 }
 
+/** The new max_sessions of an update: cleared, replaced or kept. */
+function maxSessionsAfter(changes: ServerChanges, current: number | null): number | null {
+  if (changes.clearMaxSessions && changes.maxSessions !== undefined) throw BusError.validation('send max_sessions or clear_max_sessions, not both', 'max_sessions');
+  if (changes.clearMaxSessions) return null;
+  return changes.maxSessions === undefined ? current : validateMaxSessions(changes.maxSessions);
+}
+
 /** Servers of one organisation; callers pass an organisation they are already authorised in. */
 export class Servers {
   constructor(
     private readonly db: InventoryDb,
     private readonly credentials: Credentials,
+    // No listener by default: tests that serve inventory without announcing changes (the executor's) need none.
+    private readonly serverChanged: ServerChanged = () => {},
   ) {}
 
   async create(organizationId: string, input: ServerInput): Promise<ServerRecord> {
@@ -99,6 +119,7 @@ export class Servers {
       tags: validateTags(input.tags),
       status: validateStatus(input.status),
       nodeType: validateNodeType(input.nodeType),
+      maxSessions: input.maxSessions === undefined ? null : validateMaxSessions(input.maxSessions),
     };
     const credential = this.credentials.seal(await this.withPemFile(organizationId, input));
     checkComplete({ ...fields, authType: credential?.authType ?? null });
@@ -138,6 +159,7 @@ export class Servers {
       tags: changes.tags === undefined ? current.tags : validateTags(changes.tags),
       status: changes.status === undefined ? current.status : validateStatus(changes.status),
       nodeType: changes.nodeType === undefined ? current.nodeType : validateNodeType(changes.nodeType),
+      maxSessions: maxSessionsAfter(changes, current.maxSessions),
     };
     // A new secret or a new auth type replaces the credential; otherwise the sealed one stays.
     const replacesCredential = Boolean(changes.password || changes.privateKey || changes.pemFileRef) || (changes.authType !== undefined && changes.authType !== (current.authType ?? ''));
@@ -150,9 +172,11 @@ export class Servers {
       : undefined;
     checkComplete({ ...fields, authType: credential ? credential.authType : current.authType });
     const hostKey = changes.acceptHostKey ? { hostKeyFingerprint: null } : {};
-    return this.db.server
+    const server = await this.db.server
       .update({ where: { id: current.id }, data: { ...fields, ...credential, ...hostKey }, include })
       .catch((error: unknown) => conflictOnName(error, 'server'));
+    this.serverChanged(organizationId, server.id, false);
+    return server;
   }
 
   /**
@@ -186,9 +210,12 @@ export class Servers {
   async recordHostKey(organizationId: string, serverUid: string, fingerprint: string): Promise<{ fingerprint: string; recorded: boolean }> {
     if (!/^SHA256:[A-Za-z0-9+/]{43}$/.test(fingerprint)) throw BusError.validation('fingerprint must be "SHA256:<base64>" as OpenSSH prints it', 'fingerprint');
     if (!isUuid(organizationId)) throw BusError.notFound('server');
-    const where = { organizationId, ...whereKey({ uid: serverUid }, 'server') };
+    const where = { organizationId, ...whereUid(serverUid, 'server') };
     const { count } = await this.db.server.updateMany({ where: { ...where, hostKeyFingerprint: null }, data: { hostKeyFingerprint: fingerprint } });
-    if (count === 1) return { fingerprint, recorded: true };
+    if (count === 1) {
+      this.serverChanged(organizationId, where.id, false);
+      return { fingerprint, recorded: true };
+    }
     const server = await this.db.server.findFirst({ where, select: { hostKeyFingerprint: true } });
     if (!server) throw BusError.notFound('server');
     if (server.hostKeyFingerprint !== fingerprint) {
@@ -202,13 +229,21 @@ export class Servers {
     return { fingerprint, recorded: false };
   }
 
-  /** The verdict of a connectivity check (executor-only): health status and time of the last check. */
+  /**
+   * The verdict of a connectivity check (executor-only): health status and
+   * time of the last check. Only a change of health status is announced:
+   * the time of a check matters to no cache.
+   */
   async recordHealth(organizationId: string, serverUid: string, healthy: boolean, checkedAt: Date): Promise<void> {
     if (!isUuid(organizationId)) throw BusError.notFound('server');
-    const { count } = await this.db.server.updateMany({
-      where: { organizationId, ...whereKey({ uid: serverUid }, 'server') },
-      data: { healthStatus: healthy ? 'healthy' : 'unhealthy', lastHealthCheckAt: checkedAt },
-    });
+    const where = { organizationId, ...whereUid(serverUid, 'server') };
+    const healthStatus = healthy ? 'healthy' : 'unhealthy';
+    const changed = await this.db.server.updateMany({ where: { ...where, NOT: { healthStatus } }, data: { healthStatus, lastHealthCheckAt: checkedAt } });
+    if (changed.count === 1) {
+      this.serverChanged(organizationId, where.id, false);
+      return;
+    }
+    const { count } = await this.db.server.updateMany({ where, data: { lastHealthCheckAt: checkedAt } });
     if (count === 0) throw BusError.notFound('server');
   }
 
@@ -241,7 +276,11 @@ export class Servers {
   }
 
   async delete(organizationId: string, key: RecordKey): Promise<void> {
-    const { count } = await this.db.server.deleteMany({ where: { organizationId, ...whereKey(key, 'server') } });
+    // Read first: a biRun delete names the server by number, the event by uid.
+    const server = await this.db.server.findFirst({ where: { organizationId, ...whereKey(key, 'server') }, select: { id: true } });
+    if (!server) throw BusError.notFound('server');
+    const { count } = await this.db.server.deleteMany({ where: { id: server.id } });
     if (count === 0) throw BusError.notFound('server');
+    this.serverChanged(organizationId, server.id, true);
   }
 }

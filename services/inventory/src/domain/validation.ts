@@ -37,6 +37,16 @@ export function validatePort(port: number): number {
   return value;
 }
 
+/** sshd's MaxSessions is per connection; beyond 1000 a value is a typo, not a server. */
+export const MAX_SESSIONS_LIMIT = 1000;
+
+export function validateMaxSessions(maxSessions: number): number {
+  if (!Number.isInteger(maxSessions) || maxSessions < 1 || maxSessions > MAX_SESSIONS_LIMIT) {
+    throw BusError.validation(`max_sessions must be an integer from 1 to ${MAX_SESSIONS_LIMIT}`, 'max_sessions');
+  }
+  return maxSessions;
+}
+
 export function validateUsername(username: string): string {
   const value = username.trim();
   if (value && !USERNAME.test(value)) throw BusError.validation('username must be 1-64 characters without spaces or colons', 'username');

@@ -43,6 +43,7 @@ export function toServerMessage(server: ServerRecord): MessageInitShape<typeof i
     lastHealthCheckAt: server.lastHealthCheckAt ? timestampFromDate(server.lastHealthCheckAt) : undefined,
     createdAt: timestampFromDate(server.createdAt),
     updatedAt: timestampFromDate(server.updatedAt),
+    maxSessions: server.maxSessions ?? 0,
   };
 }
 

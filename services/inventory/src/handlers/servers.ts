@@ -26,8 +26,8 @@ export function serversHandlers(servers: Servers, access: OrganizationAccess): R
     },
     async update(request) {
       const organizationId = await access.organizationOf(requireCaller(request.caller), request.organizationRef, 'operator');
-      const { name, hostname, port, username, authType, password, privateKey, description, status, nodeType, acceptHostKey, pemFileRef } = request;
-      const changes = { name, hostname, port, username, authType, password, privateKey, description, status, nodeType, tags: request.setTags ? request.tags : undefined, acceptHostKey, pemFileRef };
+      const { name, hostname, port, username, authType, password, privateKey, description, status, nodeType, acceptHostKey, pemFileRef, maxSessions, clearMaxSessions } = request;
+      const changes = { name, hostname, port, username, authType, password, privateKey, description, status, nodeType, tags: request.setTags ? request.tags : undefined, acceptHostKey, pemFileRef, maxSessions, clearMaxSessions };
       return { server: toServerMessage(await servers.update(organizationId, recordKey(request.server, 'server'), changes)) };
     },
     async delete(request) {

@@ -1,0 +1,13 @@
+import { publishEvent, type Bus } from '@runnerhub/bus';
+import { inventoryV1 } from '@runnerhub/contracts';
+import type { ServerChanged } from '../domain/servers.js';
+
+function serverChangedSubject(serverUid: string): string {
+  return `events.inventory.server.${serverUid}.changed`;
+}
+
+/** Announces changed servers on the bus, so that a service caching a server can drop its copy. */
+export function serverChangedPublisher(bus: Bus): ServerChanged {
+  return (organizationUid, serverUid, deleted) =>
+    publishEvent(bus, serverChangedSubject(serverUid), inventoryV1.ServerChangedSchema, { organizationUid, serverUid, deleted });
+}
