@@ -1,4 +1,5 @@
-import { createClient, type Bus } from '@runnerhub/bus';
+import { LRUCache } from 'lru-cache';
+import { createClient, subscribeEvents, type Bus } from '@runnerhub/bus';
 import { identityV1, type Caller } from '@runnerhub/contracts';
 
 export type Role = 'viewer' | 'operator' | 'admin';
@@ -11,13 +12,44 @@ export interface OrganizationAccess {
   organizationOf(caller: Caller, organizationRef: string, requiredRole: Role): Promise<string>;
 }
 
-/** Roles are identity's: every call asks it for the caller's membership (it caches and invalidates). */
-export function identityAccess(bus: Bus): OrganizationAccess {
+export interface AccessCacheOptions {
+  /** How long a granted access is reused without asking identity; 0 asks every time. */
+  cacheMs: number;
+  /** Most grants remembered. */
+  max?: number;
+}
+
+/** The subject identity publishes on whenever a user's memberships or roles change. */
+const USER_CHANGED = 'events.identity.user.*.changed';
+
+/**
+ * Roles are identity's: a call asks it for the caller's membership. With a
+ * cache, a grant is reused for `cacheMs` (refusals never are), and identity's
+ * user-changed event drops the user's grants at once, so the TTL only bounds
+ * how long a lost event can leave a revoked role in force.
+ */
+export function identityAccess(bus: Bus, cache: AccessCacheOptions = { cacheMs: 0 }): OrganizationAccess {
   const organizations = createClient(bus, identityV1.Organizations);
+  const authorize = async (caller: Caller, organizationRef: string, requiredRole: Role) => {
+    const { organization } = await organizations.authorize({ caller, organizationRef, requiredRole });
+    return organization!.uid;
+  };
+  if (cache.cacheMs <= 0) return { organizationOf: authorize };
+
+  const grants = new LRUCache<string, string>({ max: cache.max ?? 10_000, ttl: cache.cacheMs });
+  subscribeEvents(bus, USER_CHANGED, identityV1.UserChangedSchema, (event) => {
+    const prefix = `${event.userUid}\0`;
+    for (const key of grants.keys()) if (key.startsWith(prefix)) grants.delete(key);
+  });
   return {
     async organizationOf(caller, organizationRef, requiredRole) {
-      const { organization } = await organizations.authorize({ caller, organizationRef, requiredRole });
-      return organization!.uid;
+      // The default organisation is the token's: it is part of what was granted.
+      const key = `${caller.userUid}\0${caller.organizationUid}\0${organizationRef}\0${requiredRole}`;
+      const granted = grants.get(key);
+      if (granted) return granted;
+      const organizationUid = await authorize(caller, organizationRef, requiredRole);
+      grants.set(key, organizationUid);
+      return organizationUid;
     },
   };
 }

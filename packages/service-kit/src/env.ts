@@ -10,6 +10,7 @@ export function commonEnv(defaults: { metricsPort: number }) {
     OTEL_EXPORTER_OTLP_ENDPOINT: env.optionalUrl('OTLP/HTTP endpoint for traces, e.g. http://127.0.0.1:4318; unset = no export'),
     BUS_REQUEST_TIMEOUT_MS: env.int('Default timeout of a bus request', 5_000, 1),
     HEALTH_CHECK_TIMEOUT_MS: env.int('Timeout of each dependency check in a health check', 1_000, 1),
+    ACCESS_CACHE_MS: env.int("How long a caller's granted role in an organisation is reused before identity is asked again (a change in identity drops it at once); 0 = ask every time", 5_000, 0),
     SHUTDOWN_GRACE_MS: env.int('How long a stopping service waits for in-flight work before it exits', 10_000, 0),
   };
 }

@@ -52,7 +52,9 @@ export class ServiceProcess {
     mkdirSync(dirname(this.logFile), { recursive: true });
     // The child writes straight to its log file: no pipe ties it to this process.
     const log = openSync(this.logFile, 'a');
-    const child = spawn(process.execPath, [entry], {
+    // Node flags NODE_OPTIONS refuses (e.g. --cpu-prof), for profiling a running platform.
+    const nodeArgs = this.env.RH_SERVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    const child = spawn(process.execPath, [...nodeArgs, entry], {
       cwd: join(REPO_ROOT, 'services', this.name),
       env: this.env,
       detached: this.detached,
