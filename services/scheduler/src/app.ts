@@ -5,7 +5,7 @@ import { identityAccess, type ServiceRuntime, type StartedService } from '@runne
 import { createDatabase } from './adapters/database.js';
 import { Dispatcher } from './adapters/dispatcher.js';
 import { Followers } from './adapters/followers.js';
-import { inventoryServers } from './adapters/identity.js';
+import { inventoryServers } from './adapters/inventory.js';
 import type { schedulerEnv } from './config.js';
 import { Lifecycle } from './domain/lifecycle.js';
 import { Tasks } from './domain/tasks.js';
@@ -34,11 +34,11 @@ export async function startScheduler(runtime: ServiceRuntime<SchedulerConfig>): 
       taskHandlers({
         bus,
         logger,
-        tasks: new Tasks(db),
+        tasks: new Tasks(db, pool),
         lifecycle,
-        access: identityAccess(bus),
-        servers: inventoryServers(bus),
-        accepted: () => dispatcher.poke(),
+        access: identityAccess(bus, { cacheMs: config.ACCESS_CACHE_MS }),
+        servers: inventoryServers(bus, config.SCHEDULER_SERVER_CACHE_MS),
+        accepted: (serverUid) => dispatcher.accepted(serverUid),
         activeExecutors: () => followers.activeExecutors(),
         totalCapacity: config.SCHEDULER_MAX_CONCURRENT,
       }),

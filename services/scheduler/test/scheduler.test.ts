@@ -140,7 +140,7 @@ beforeAll(async () => {
   nats = await startNats({ dataDir: natsDir });
   bus = await Bus.connect({ servers: nats.url, name: 'scheduler-test', logger: quiet, registry: createMetricsRegistry('scheduler-test') });
   await ensureStreams(bus);
-  tasks = new Tasks(db);
+  tasks = new Tasks(db, pool);
   lifecycle = new Lifecycle(pool);
   followers = new Followers(bus, lifecycle, quiet, { executorLostMs: LOST_MS, retryDelayMs: 100 }, () => dispatchers.forEach((d) => d.poke()));
   followers.start();
@@ -155,7 +155,7 @@ beforeAll(async () => {
       // Identity and inventory are not under test here: the caller is an operator of ORG and every server exists.
       access: { organizationOf: async () => ORG },
       servers: { serverOf: async (_caller, _org, uid) => servers.get(uid) ?? server() },
-      accepted: () => dispatchers.forEach((d) => d.poke()),
+      accepted: (serverUid) => dispatchers.forEach((d) => d.accepted(serverUid)),
       activeExecutors: () => followers.activeExecutors(),
       totalCapacity: 100,
     }),
@@ -177,6 +177,26 @@ afterAll(async () => {
 
 afterEach(async () => {
   await stopDispatchers();
+});
+
+describe('storing', () => {
+  test('tasks submitted at once are stored together, in order, exactly as Prisma reads them back', async () => {
+    const target = server();
+    const stored = await Promise.all([
+      submit(target, { argsText: 'first', env: { GREETING: "it's" } }),
+      submit(target, { kind: 'script', script: 'echo two\n', shell: '/bin/sh', priority: 9 }),
+      submit(target, { args: ['a b', 'c'], argsText: '', safeToRetry: true }),
+    ]);
+    const readBack = await Promise.all(stored.map((task) => db.task.findUniqueOrThrow({ where: { id: task.id } })));
+    // Nothing here is for the dispatchers of the tests that follow.
+    await db.task.updateMany({ where: { id: { in: stored.map((task) => task.id) } }, data: { status: 'canceled' } });
+    expect(stored).toEqual(readBack);
+    expect(stored.map((task) => task.argsText)).toEqual(['first', '', 'a b c']);
+    expect(stored[2]!.args).toEqual(['a b', 'c']);
+    expect(stored[0]!.env).toEqual({ GREETING: "it's" });
+    expect(stored[0]!.number < stored[1]!.number && stored[1]!.number < stored[2]!.number).toBe(true);
+    expect(stored.map((task) => task.status)).toEqual(['queued', 'queued', 'queued']);
+  });
 });
 
 describe('dispatching', () => {

@@ -249,7 +249,9 @@ export class JobExecutor {
       }
       const startedAt = new Date();
       const prefix = msgIdPrefix(dispatch, run);
-      await this.publishStatus(this.status(dispatch, run, { status: JobStatus.RUNNING, startedAt: timestampFromDate(startedAt) }), `${prefix}.running`);
+      // Not waited for before the command starts: one connection keeps it ahead of the output and of the final status.
+      const runningPublished = this.publishStatus(this.status(dispatch, run, { status: JobStatus.RUNNING, startedAt: timestampFromDate(startedAt) }), `${prefix}.running`);
+      runningPublished.catch(() => {});
       const logs = new LogPublisher(this.js, dispatch, run, prefix);
       let result: RunResult | undefined;
       let failure: unknown;
@@ -267,6 +269,7 @@ export class JobExecutor {
       }
       let outputError: unknown;
       await logs.flush().catch((error: unknown) => (outputError = error));
+      await runningPublished.catch((error: unknown) => this.logger.warn({ err: error, jobId: dispatch.jobId }, 'running status not published; the final one follows'));
       if (this.abandoned) return;
       if (job.shutdown && dispatch.safeToRetry) {
         // Handed back: the next executor re-runs it from the start.

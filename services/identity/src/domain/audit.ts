@@ -78,10 +78,18 @@ async function requireAuditReader(db: IdentityDb, caller: AuditCaller): Promise<
 export class AuditLog {
   constructor(private readonly db: IdentityDb) {}
 
-  /** Stores entries in one statement; an id already stored (a redelivery) is skipped. */
+  /**
+   * Stores entries in one statement; an id already stored (a redelivery) is
+   * skipped. Raw SQL: every mutating request is audited, and Prisma's query
+   * compilation of createMany cost more CPU than PostgreSQL's insert.
+   */
   async append(entries: AuditEntry[]): Promise<number> {
-    const { count } = await this.db.auditLog.createMany({ data: entries.map(toRow), skipDuplicates: true });
-    return count;
+    const rows = JSON.stringify(entries.map(toRow).map((row) => Object.fromEntries(Object.entries(row).map(([field, value]) => [snakeCase(field), value]))));
+    return this.db.$executeRaw`
+      INSERT INTO audit_logs (id, at, actor_id, actor_username, organization_id, action, target, outcome, status_code, client_address, trace_id, request_id)
+      SELECT id, at, actor_id, actor_username, organization_id, action, target, outcome, status_code, client_address, trace_id, request_id
+      FROM json_populate_recordset(NULL::audit_logs, ${rows}::json)
+      ON CONFLICT (id) DO NOTHING`;
   }
 
   async list(caller: AuditCaller, query: AuditQuery): Promise<{ rows: AuditRow[]; total: number; page: number; limit: number }> {
@@ -119,6 +127,8 @@ function escapeLike(value: string): string {
 function clean(value: string, max: number): string {
   return value.replaceAll('\u0000', '').slice(0, max);
 }
+
+const snakeCase = (field: string) => field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 
 function toRow(entry: AuditEntry): Prisma.AuditLogCreateManyInput {
   return {

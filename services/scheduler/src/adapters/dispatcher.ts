@@ -79,6 +79,9 @@ export class Dispatcher {
   private loop?: Promise<void>;
   private wake?: () => void;
   private pending = false;
+  /** What the last pass left without a free slot: a task accepted for them cannot go until a slot frees. */
+  private globallyFull = false;
+  private readonly fullServers = new Set<string>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -99,10 +102,21 @@ export class Dispatcher {
     await this.loop;
   }
 
-  /** Something changed (a task was accepted, a slot freed): look again now. */
+  /** Something changed (a slot freed, a task was re-queued): look again now. */
   poke(): void {
     this.pending = true;
     this.wake?.();
+  }
+
+  /**
+   * A task was accepted for this server: look again now, unless the last pass
+   * saw no free slot for it. Then the pass that follows a freed slot (or the
+   * periodic one, for slots freed through another scheduler instance) takes
+   * it, and a burst of submissions does not cost a pass each.
+   */
+  accepted(serverUid: string): void {
+    if (this.globallyFull || this.fullServers.has(serverUid)) return;
+    this.poke();
   }
 
   private async run(): Promise<void> {
@@ -145,6 +159,7 @@ export class Dispatcher {
       let free = this.options.maxConcurrent - [...perServer.values()].reduce((a, b) => a + b, 0);
       if (free <= 0) {
         await client.query('COMMIT');
+        this.remember(0, perServer);
         return 0;
       }
       // Per server, no more candidates than it could take; then priority order across servers.
@@ -189,6 +204,7 @@ export class Dispatcher {
         );
       }
       await client.query('COMMIT');
+      this.remember(free, perServer);
       return ids.length;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -196,5 +212,11 @@ export class Dispatcher {
     } finally {
       client.release();
     }
+  }
+
+  private remember(free: number, perServer: Map<string, number>): void {
+    this.globallyFull = free <= 0;
+    this.fullServers.clear();
+    for (const [server, used] of perServer) if (used >= this.options.perServerConcurrency) this.fullServers.add(server);
   }
 }

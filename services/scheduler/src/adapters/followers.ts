@@ -1,5 +1,6 @@
 import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { JsMsg } from '@nats-io/jetstream';
 import type { Subscription } from '@nats-io/nats-core';
 import { ensureStreams, STREAMS, type Bus, type BusLogger } from '@runnerhub/bus';
 import { executorV1 } from '@runnerhub/contracts';
@@ -50,6 +51,8 @@ export interface FollowerOptions {
   executorLostMs: number;
   ackWaitMs?: number;
   retryDelayMs?: number;
+  /** Status reports applied at once. */
+  maxApplying?: number;
 }
 
 /**
@@ -178,6 +181,9 @@ export class Followers {
     const messages = await consumer.consume({ max_messages: 200, abort_on_missing_resource: true });
     this.messages = messages;
     if (this.stopped) messages.stop();
+    // Reports of different tasks are applied at once; those of one task in stream order (the first final one wins).
+    const applying = new Set<Promise<void>>();
+    const lastOfTask = new Map<string, Promise<void>>();
     for await (const msg of messages) {
       let report: StatusReport | null;
       try {
@@ -187,16 +193,28 @@ export class Followers {
         msg.term();
         continue;
       }
-      try {
-        if (report && (await this.lifecycle.apply(report))) {
-          if (report.executorId) this.lastHeard.set(report.executorId, Math.max(this.lastHeard.get(report.executorId) ?? 0, Date.now()));
-          if (report.status !== 'running') this.onChange();
-        }
-        msg.ack();
-      } catch (error) {
-        this.logger.warn({ err: error, subject: msg.subject }, 'status not applied; it will be redelivered');
-        msg.nak(this.options.retryDelayMs ?? 1_000);
+      const taskUid = report?.taskUid ?? '';
+      const applied: Promise<void> = (lastOfTask.get(taskUid) ?? Promise.resolve()).then(() => this.applyReport(msg, report)).finally(() => {
+        applying.delete(applied);
+        if (lastOfTask.get(taskUid) === applied) lastOfTask.delete(taskUid);
+      });
+      applying.add(applied);
+      lastOfTask.set(taskUid, applied);
+      if (applying.size >= (this.options.maxApplying ?? 16)) await Promise.race(applying);
+    }
+    await Promise.all(applying);
+  }
+
+  private async applyReport(msg: JsMsg, report: StatusReport | null): Promise<void> {
+    try {
+      if (report && (await this.lifecycle.apply(report))) {
+        if (report.executorId) this.lastHeard.set(report.executorId, Math.max(this.lastHeard.get(report.executorId) ?? 0, Date.now()));
+        if (report.status !== 'running') this.onChange();
       }
+      msg.ack();
+    } catch (error) {
+      this.logger.warn({ err: error, subject: msg.subject }, 'status not applied; it will be redelivered');
+      msg.nak(this.options.retryDelayMs ?? 1_000);
     }
   }
 }

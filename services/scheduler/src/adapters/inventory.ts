@@ -1,17 +1,44 @@
+import { LRUCache } from 'lru-cache';
 import { BusError, createClient, type Bus } from '@runnerhub/bus';
 import { inventoryV1, type Caller } from '@runnerhub/contracts';
 import type { ServerDirectory, TargetServer } from '../domain/access.js';
 
-/** Servers are inventory's; a task records the target as it was when accepted. */
-export function inventoryServers(bus: Bus): ServerDirectory {
+/** Inventory publishes here whenever a server's record changes or it is deleted. */
+const SERVER_CHANGED = 'events.inventory.server.*.changed';
+
+/**
+ * Servers are inventory's; a task records the target as it was when accepted.
+ * Lookups are reused for `cacheMs` per organisation and server (the caller's
+ * access to the organisation is checked before, on every call), and dropped
+ * at once when inventory says the server changed.
+ */
+export function inventoryServers(bus: Bus, cacheMs = 0): ServerDirectory {
   const servers = createClient(bus, inventoryV1.Servers);
+  const lookup = async (caller: Caller, organizationUid: string, serverUid: string): Promise<TargetServer> => {
+    const { server } = await servers.get({ caller, organizationRef: organizationUid, server: { ref: { case: 'uid', value: serverUid } } });
+    if (!server) throw BusError.notFound('server');
+    if (server.status !== 'active') throw BusError.validation('the server is inactive', 'server_id');
+    if (server.nodeType && server.nodeType !== 'Remote') throw BusError.validation('jobs run on Remote (SSH) servers only', 'server_id');
+    return { uid: server.uid, name: server.name, hostname: server.hostname, port: server.port || 22, username: server.username, hostKeyFingerprint: server.hostKeyFingerprint };
+  };
+  if (cacheMs <= 0) return { serverOf: lookup };
+
+  const known = new LRUCache<string, TargetServer>({ max: 10_000, ttl: cacheMs });
+  // The subject names the server: nothing to decode.
+  bus.nc.subscribe(SERVER_CHANGED, {
+    callback: (_error, msg) => {
+      const serverUid = msg.subject.split('.')[3];
+      for (const key of known.keys()) if (key.endsWith(`\0${serverUid}`)) known.delete(key);
+    },
+  });
   return {
-    async serverOf(caller: Caller, organizationUid: string, serverUid: string): Promise<TargetServer> {
-      const { server } = await servers.get({ caller, organizationRef: organizationUid, server: { ref: { case: 'uid', value: serverUid } } });
-      if (!server) throw BusError.notFound('server');
-      if (server.status !== 'active') throw BusError.validation('the server is inactive', 'server_id');
-      if (server.nodeType && server.nodeType !== 'Remote') throw BusError.validation('jobs run on Remote (SSH) servers only', 'server_id');
-      return { uid: server.uid, name: server.name, hostname: server.hostname, port: server.port || 22, username: server.username, hostKeyFingerprint: server.hostKeyFingerprint };
+    async serverOf(caller, organizationUid, serverUid) {
+      const key = `${organizationUid}\0${serverUid}`;
+      const cached = known.get(key);
+      if (cached) return cached;
+      const server = await lookup(caller, organizationUid, serverUid);
+      known.set(key, server);
+      return server;
     },
   };
 }

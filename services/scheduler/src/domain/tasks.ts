@@ -1,5 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { BusError } from '@runnerhub/bus';
+import { GroupCommit } from '@runnerhub/service-kit';
+import type pg from 'pg';
 import type { SchedulerDb } from '../adapters/database.js';
+import { insertTasks, type NewTask } from '../adapters/task-inserts.js';
 import type { Prisma, Task } from '../generated/prisma/client.js';
 import type { TargetServer } from './access.js';
 import { splitWords } from './shell.js';
@@ -87,24 +91,31 @@ function orderOf(query: TaskQuery): Prisma.TaskOrderByWithRelationInput[] {
 
 /** Tasks of one organisation; callers pass an organisation they are already authorised in. */
 export class Tasks {
-  constructor(private readonly db: SchedulerDb) {}
+  /** Submissions arriving together are stored in one INSERT: one round trip and one commit for many tasks. */
+  private readonly inserts: GroupCommit<NewTask, TaskRecord>;
+
+  constructor(
+    private readonly db: SchedulerDb,
+    pool: pg.Pool,
+  ) {
+    this.inserts = new GroupCommit((rows) => insertTasks(pool, rows));
+  }
 
   /** Stored as queued before anyone hears of it: a 2xx means the task will run or end with a reason. */
   async submit(organizationId: string, createdBy: string, server: TargetServer, input: TaskInput, duplicatedFrom?: string): Promise<TaskRecord> {
     const fields = validate(input);
-    return this.db.task.create({
-      data: {
-        organizationId,
-        serverId: server.uid,
-        serverName: server.name,
-        serverHostname: server.hostname,
-        serverPort: server.port,
-        serverUsername: server.username,
-        hostKeyFingerprint: server.hostKeyFingerprint,
-        ...fields,
-        createdBy,
-        duplicatedFrom: duplicatedFrom ?? null,
-      },
+    return this.inserts.submit({
+      id: randomUUID(),
+      organizationId,
+      serverId: server.uid,
+      serverName: server.name,
+      serverHostname: server.hostname,
+      serverPort: server.port,
+      serverUsername: server.username,
+      hostKeyFingerprint: server.hostKeyFingerprint,
+      ...fields,
+      createdBy,
+      duplicatedFrom: duplicatedFrom ?? null,
     });
   }
 

@@ -15,8 +15,8 @@ export interface TaskHandlerDeps {
   lifecycle: Lifecycle;
   access: OrganizationAccess;
   servers: ServerDirectory;
-  /** Wakes the dispatcher: a task was accepted. */
-  accepted(): void;
+  /** Tells the dispatcher a task was accepted for this server. */
+  accepted(serverUid: string): void;
   activeExecutors(): number;
   totalCapacity: number;
 }
@@ -52,7 +52,7 @@ export function taskHandlers(deps: TaskHandlerDeps): Registration {
       const input = inputOf(request);
       const server = await servers.serverOf(caller, organizationId, request.serverUid);
       const task = await tasks.submit(organizationId, caller.userUid, server, input);
-      deps.accepted();
+      deps.accepted(server.uid);
       return { task: toTaskMessage(task) };
     },
     async list(request) {
@@ -111,7 +111,7 @@ export function taskHandlers(deps: TaskHandlerDeps): Registration {
         safeToRetry: original.safeToRetry,
       };
       const task = await tasks.submit(organizationId, caller.userUid, server, input, original.id);
-      deps.accepted();
+      deps.accepted(server.uid);
       return { original: toTaskMessage(original), task: toTaskMessage(task) };
     },
     async stats(request) {
