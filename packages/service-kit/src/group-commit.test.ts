@@ -31,7 +31,7 @@ describe('GroupCommit', () => {
       sizes.push(items.length);
       if (sizes.length === 1) await gate.promise;
       return items;
-    }, 3);
+    }, { maxBatch: 3 });
     const all = Array.from({ length: 8 }, (_, n) => commit.submit(n));
     gate.resolve();
     expect(await Promise.all(all)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);

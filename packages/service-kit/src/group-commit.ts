@@ -8,8 +8,9 @@ interface Pending<I, O> {
  * Coalesces concurrent writes into batches, as a database's group commit
  * does: a call made while nothing is being written is written at once (no
  * added latency when idle); calls made while a write is in flight wait and go
- * together in the next one. One write runs at a time. When a batch of several
- * fails, each item is written on its own, so one bad item fails alone.
+ * together in the next one. One write runs at a time, so batches keep the
+ * order of the calls. When a batch of several fails, each item is written on
+ * its own, so one bad item fails alone.
  */
 export class GroupCommit<I, O> {
   private queue: Pending<I, O>[] = [];
@@ -18,7 +19,7 @@ export class GroupCommit<I, O> {
   constructor(
     /** Writes the items and returns one result per item, in the same order. */
     private readonly write: (items: I[]) => Promise<O[]>,
-    private readonly maxBatch = 500,
+    private readonly options: { maxBatch?: number } = {},
   ) {}
 
   submit(item: I): Promise<O> {
@@ -32,7 +33,7 @@ export class GroupCommit<I, O> {
     this.writing = true;
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.maxBatch);
+        const batch = this.queue.splice(0, this.options.maxBatch ?? 500);
         try {
           await this.settle(batch);
         } catch (error) {

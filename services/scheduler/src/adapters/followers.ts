@@ -3,6 +3,7 @@ import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Subscription } from '@nats-io/nats-core';
 import { ensureStreams, STREAMS, type Bus, type BusLogger } from '@runnerhub/bus';
+import { GroupCommit } from '@runnerhub/service-kit';
 import { executorV1 } from '@runnerhub/contracts';
 import type { Lifecycle, LostTask, StatusReport } from '../domain/lifecycle.js';
 import type { TaskStatusName } from '../domain/tasks.js';
@@ -46,13 +47,20 @@ export async function publishStatus(bus: Bus, event: MessageInitShape<typeof exe
   await bus.jetstream().publish(`events.job.${message.jobId}.status`, toBinary(executorV1.JobStatusChangedSchema, message), { msgID });
 }
 
+interface ReceivedReport {
+  msg: JsMsg;
+  /** Null for an event that is not a status the scheduler records (it is acknowledged all the same). */
+  report: StatusReport | null;
+}
+
+/** Reports received but not yet applied: beyond this many, consuming waits. */
+const MAX_UNAPPLIED = 1_000;
+
 export interface FollowerOptions {
   /** A running task whose executor was silent this long is lost. */
   executorLostMs: number;
   ackWaitMs?: number;
   retryDelayMs?: number;
-  /** Status reports applied at once. */
-  maxApplying?: number;
 }
 
 /**
@@ -70,6 +78,8 @@ export class Followers {
   private readonly lastHeard = new Map<string, number>();
   private readonly jobHeard = new Map<string, number>();
   private readonly startedAt = Date.now();
+  /** Reports arriving while a batch is being applied go together in the next one; one batch at a time keeps stream order. */
+  private readonly reports = new GroupCommit<ReceivedReport, void>((batch) => this.applyBatch(batch), { maxBatch: 200 });
 
   constructor(
     private readonly bus: Bus,
@@ -181,9 +191,7 @@ export class Followers {
     const messages = await consumer.consume({ max_messages: 200, abort_on_missing_resource: true });
     this.messages = messages;
     if (this.stopped) messages.stop();
-    // Reports of different tasks are applied at once; those of one task in stream order (the first final one wins).
     const applying = new Set<Promise<void>>();
-    const lastOfTask = new Map<string, Promise<void>>();
     for await (const msg of messages) {
       let report: StatusReport | null;
       try {
@@ -193,28 +201,30 @@ export class Followers {
         msg.term();
         continue;
       }
-      const taskUid = report?.taskUid ?? '';
-      const applied: Promise<void> = (lastOfTask.get(taskUid) ?? Promise.resolve()).then(() => this.applyReport(msg, report)).finally(() => {
-        applying.delete(applied);
-        if (lastOfTask.get(taskUid) === applied) lastOfTask.delete(taskUid);
-      });
+      const applied: Promise<void> = this.reports.submit({ msg, report }).then(
+        () => msg.ack(),
+        (error: unknown) => {
+          this.logger.warn({ err: error, subject: msg.subject }, 'status not applied; it will be redelivered');
+          msg.nak(this.options.retryDelayMs ?? 1_000);
+        },
+      ).finally(() => applying.delete(applied));
       applying.add(applied);
-      lastOfTask.set(taskUid, applied);
-      if (applying.size >= (this.options.maxApplying ?? 16)) await Promise.race(applying);
+      if (applying.size >= MAX_UNAPPLIED) await Promise.race(applying);
     }
     await Promise.all(applying);
   }
 
-  private async applyReport(msg: JsMsg, report: StatusReport | null): Promise<void> {
-    try {
-      if (report && (await this.lifecycle.apply(report))) {
-        if (report.executorId) this.lastHeard.set(report.executorId, Math.max(this.lastHeard.get(report.executorId) ?? 0, Date.now()));
-        if (report.status !== 'running') this.onChange();
-      }
-      msg.ack();
-    } catch (error) {
-      this.logger.warn({ err: error, subject: msg.subject }, 'status not applied; it will be redelivered');
-      msg.nak(this.options.retryDelayMs ?? 1_000);
+  /** One batch of reports, in stream order: one statement per kind, whatever the batch's size. */
+  private async applyBatch(batch: readonly ReceivedReport[]): Promise<void[]> {
+    const reports = batch.flatMap(({ report }) => (report ? [report] : []));
+    const changed = await this.lifecycle.applyAll(reports);
+    let slotFreed = false;
+    for (const report of reports) {
+      if (!changed.has(report.taskUid.toLowerCase())) continue;
+      if (report.executorId) this.lastHeard.set(report.executorId, Math.max(this.lastHeard.get(report.executorId) ?? 0, Date.now()));
+      if (report.status !== 'running') slotFreed = true;
     }
+    if (slotFreed) this.onChange();
+    return batch.map(() => undefined);
   }
 }

@@ -8,6 +8,9 @@ const COLUMNS = [
   'id', 'organization_id', 'server_id', 'server_name', 'server_hostname', 'server_port', 'server_username', 'host_key_fingerprint',
   'kind', 'command', 'args', 'args_text', 'script', 'shell', 'env', 'timeout_seconds', 'priority', 'safe_to_retry', 'created_by', 'duplicated_from',
 ] as const;
+const INSERT = `INSERT INTO tasks (${COLUMNS.join(', ')}, updated_at)
+  SELECT ${COLUMNS.join(', ')}, now() FROM json_populate_recordset(NULL::tasks, $1::json)
+  RETURNING *`;
 const BIGINT_FIELDS = new Set(['number', 'dispatchSeq', 'outputChunks']);
 
 const camel = (column: string) => column.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
@@ -30,13 +33,7 @@ function taskOf(row: Record<string, unknown>): Task {
  */
 export async function insertTasks(pool: pg.Pool, tasks: NewTask[]): Promise<Task[]> {
   const records = tasks.map((task) => Object.fromEntries(Object.entries(task).map(([field, value]) => [snake(field), value])));
-  const columns = COLUMNS.join(', ');
-  const { rows } = await pool.query<Record<string, unknown>>(
-    `INSERT INTO tasks (${columns}, updated_at)
-     SELECT ${columns}, now() FROM json_populate_recordset(NULL::tasks, $1::json)
-     RETURNING *`,
-    [JSON.stringify(records)],
-  );
+  const { rows } = await pool.query<Record<string, unknown>>({ name: 'insert-tasks', text: INSERT, values: [JSON.stringify(records)] });
   const stored = new Map(rows.map((row) => [row.id as string, taskOf(row)]));
   return tasks.map((task) => stored.get(task.id)!);
 }

@@ -36,27 +36,59 @@ export interface LostTask {
 export class Lifecycle {
   constructor(private readonly pool: pg.Pool) {}
 
-  /** True when the report changed the task. */
-  async apply(report: StatusReport): Promise<boolean> {
-    if (!/^[0-9a-fA-F-]{36}$/.test(report.taskUid)) return false;
-    if (report.status === 'queued') return false;
-    if (report.status === 'running') {
-      const result = await this.pool.query(
-        `UPDATE tasks SET status = 'running', started_at = COALESCE($3, started_at, now()),
-           executor_id = CASE WHEN $4 = '' THEN executor_id ELSE $4 END, updated_at = now()
-         WHERE id = $1 AND attempt = $2 AND status = 'queued'`,
-        [report.taskUid, report.attempt, report.startedAt ?? null, report.executorId],
-      );
-      return (result.rowCount ?? 0) > 0;
+  /**
+   * Applies reports in two statements, one for RUNNING and one for final
+   * statuses; returns the uids of the tasks they changed. Reports must come
+   * in stream order: of one task's reports, the first final one wins and a
+   * RUNNING before it adds nothing (the final report carries started_at).
+   */
+  async applyAll(reports: readonly StatusReport[]): Promise<Set<string>> {
+    const finals = new Map<string, StatusReport>();
+    const running = new Map<string, StatusReport>();
+    for (const report of reports) {
+      if (!/^[0-9a-fA-F-]{36}$/.test(report.taskUid) || report.status === 'queued') continue;
+      const key = `${report.taskUid.toLowerCase()}.${report.attempt}`;
+      if (report.status === 'running') {
+        if (!finals.has(key) && !running.has(key)) running.set(key, report);
+      } else if (!finals.has(key)) {
+        finals.set(key, report);
+        running.delete(key);
+      }
     }
-    const result = await this.pool.query(
-      `UPDATE tasks SET status = $3::"TaskStatus", exit_code = $4, reason_code = $5, reason = $6,
-         started_at = COALESCE(started_at, $7), ended_at = COALESCE($8, now()),
-         executor_id = CASE WHEN $9 = '' THEN executor_id ELSE $9 END, output_chunks = $10, updated_at = now()
-       WHERE id = $1 AND attempt = $2 AND status IN ('queued', 'running')`,
-      [report.taskUid, report.attempt, report.status, report.exitCode ?? null, report.reasonCode, report.reason, report.startedAt ?? null, report.endedAt ?? null, report.executorId, report.outputChunks.toString()],
-    );
-    return (result.rowCount ?? 0) > 0;
+    const changed = new Set<string>();
+    const rowsOf = (list: Iterable<StatusReport>) =>
+      JSON.stringify([...list].map((r) => ({
+        id: r.taskUid, attempt: r.attempt, status: r.status, exit_code: r.exitCode ?? null, reason_code: r.reasonCode, reason: r.reason,
+        started_at: r.startedAt?.toISOString() ?? null, ended_at: r.endedAt?.toISOString() ?? null, executor_id: r.executorId, output_chunks: r.outputChunks.toString(),
+      })));
+    // Named statements: PostgreSQL plans each once per connection.
+    if (finals.size > 0) {
+      const { rows } = await this.pool.query<{ id: string }>({
+        name: 'apply-finals',
+        text: `UPDATE tasks t SET status = d.status::"TaskStatus", exit_code = d.exit_code, reason_code = d.reason_code, reason = d.reason,
+                 started_at = COALESCE(t.started_at, d.started_at), ended_at = COALESCE(d.ended_at, now()),
+                 executor_id = CASE WHEN d.executor_id = '' THEN t.executor_id ELSE d.executor_id END, output_chunks = d.output_chunks, updated_at = now()
+               FROM json_to_recordset($1::json) AS d(id uuid, attempt int, status text, exit_code int, reason_code text, reason text,
+                 started_at timestamptz, ended_at timestamptz, executor_id text, output_chunks bigint)
+               WHERE t.id = d.id AND t.attempt = d.attempt AND t.status IN ('queued', 'running')
+               RETURNING t.id`,
+        values: [rowsOf(finals.values())],
+      });
+      for (const row of rows) changed.add(row.id);
+    }
+    if (running.size > 0) {
+      const { rows } = await this.pool.query<{ id: string }>({
+        name: 'apply-running',
+        text: `UPDATE tasks t SET status = 'running', started_at = COALESCE(d.started_at, t.started_at, now()),
+                 executor_id = CASE WHEN d.executor_id = '' THEN t.executor_id ELSE d.executor_id END, updated_at = now()
+               FROM json_to_recordset($1::json) AS d(id uuid, attempt int, started_at timestamptz, executor_id text)
+               WHERE t.id = d.id AND t.attempt = d.attempt AND t.status = 'queued'
+               RETURNING t.id`,
+        values: [rowsOf(running.values())],
+      });
+      for (const row of rows) changed.add(row.id);
+    }
+    return changed;
   }
 
   /**
