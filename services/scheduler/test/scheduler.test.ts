@@ -37,9 +37,9 @@ let served: ServedService;
 const dispatchers: Dispatcher[] = [];
 const servers = new Map<string, TargetServer>();
 
-function server(): TargetServer {
+function server(maxSessions = 0): TargetServer {
   const uid = randomUUID();
-  const target = { uid, name: `srv-${uid.slice(0, 6)}`, hostname: '127.0.0.1', port: 22, username: 'nobody', hostKeyFingerprint: '' };
+  const target = { uid, name: `srv-${uid.slice(0, 6)}`, hostname: '127.0.0.1', port: 22, username: 'nobody', hostKeyFingerprint: '', maxSessions };
   servers.set(uid, target);
   return target;
 }
@@ -218,9 +218,9 @@ describe('dispatching', () => {
     }
   });
 
-  test('20 tasks on 2 servers never run more than the per-server limit at once, and every one runs once', async () => {
-    const [a, b] = [server(), server()];
-    const submitted = await Promise.all(Array.from({ length: 20 }, (_, i) => submit(i % 2 ? a : b, { priority: i % 10 })));
+  test("30 tasks on 3 servers never run more than each server's limit at once (its max_sessions, else the default), and every one runs once", async () => {
+    const [a, b, c] = [server(), server(), server(5)];
+    const submitted = await Promise.all(Array.from({ length: 30 }, (_, i) => submit([a, b, c][i % 3]!, { priority: i % 10 })));
     const running = new Map<string, number>();
     const most = new Map<string, number>();
     const executor = await fakeExecutor(async (d) => {
@@ -234,11 +234,14 @@ describe('dispatching', () => {
     });
     try {
       dispatcher({ perServerConcurrency: 3, maxConcurrent: 100 }).start();
-      await eventually('all 20 to complete', async () => (await db.task.count({ where: { id: { in: submitted.map((t) => t.id) }, status: 'completed' } })) === 20, 30_000);
+      await eventually('all 30 to complete', async () => (await db.task.count({ where: { id: { in: submitted.map((t) => t.id) }, status: 'completed' } })) === 30, 30_000);
       expect(most.get(a.uid)).toBe(3);
       expect(most.get(b.uid)).toBe(3);
-      expect(executor.received).toHaveLength(20);
-      expect(new Set(executor.received.map((d) => d.jobId)).size).toBe(20);
+      expect(most.get(c.uid)).toBe(5);
+      expect(executor.received).toHaveLength(30);
+      expect(new Set(executor.received.map((d) => d.jobId)).size).toBe(30);
+      // The executor opens no more channels per connection than the server allows.
+      expect(new Set(executor.received.filter((d) => d.target!.serverId === c.uid).map((d) => d.target!.maxSessions))).toEqual(new Set([5]));
     } finally {
       await executor.stop();
     }

@@ -9,7 +9,7 @@ import { commandLine } from '../domain/shell.js';
 export interface DispatcherOptions {
   /** Tasks in JOBS or running at once, across every server. */
   maxConcurrent: number;
-  /** Per server, when its record sets no limit (inventory records none yet). */
+  /** Per server, when its record sets no max_sessions. */
   perServerConcurrency: number;
   intervalMs: number;
   batch: number;
@@ -23,6 +23,7 @@ interface QueuedRow {
   server_port: number;
   server_username: string;
   host_key_fingerprint: string;
+  server_max_sessions: number;
   kind: 'command' | 'script';
   command: string;
   args: string[];
@@ -56,7 +57,7 @@ export function dispatchOf(row: QueuedRow): executorV1.JobDispatch {
       credentialId: row.server_id,
       credentialVersion: 0,
       hostKeyFingerprint: row.host_key_fingerprint,
-      maxSessions: 0,
+      maxSessions: row.server_max_sessions,
     },
     work: row.kind === 'command' ? { case: 'command', value: { command: commandLine(row.command, row.args) } } : { case: 'script', value: { script: row.script, shell: row.shell } },
     timeoutMs: row.timeout_seconds * 1000,
@@ -82,6 +83,8 @@ export class Dispatcher {
   /** What the last pass left without a free slot: a task accepted for them cannot go until a slot frees. */
   private globallyFull = false;
   private readonly fullServers = new Set<string>();
+  /** Each server's limit as its first candidate in the last pass recorded it (the default until one is seen). */
+  private readonly limits = new Map<string, number>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -164,9 +167,10 @@ export class Dispatcher {
         this.remember(0, perServer);
         return 0;
       }
-      // Per server, no more candidates than it could take; then priority order across servers. The
-      // servers with queued tasks come from a skip scan of the dispatcher's index (one probe per
-      // server), so a pass costs the same with ten queued tasks or ten thousand.
+      // Per server, no more candidates than its limit (its first candidate's max_sessions, or the
+      // default); then priority order across servers. The servers with queued tasks come from a skip
+      // scan of the dispatcher's index (one probe per server), so a pass costs the same with ten
+      // queued tasks or ten thousand.
       const { rows: candidates } = await client.query<QueuedRow>({
         name: 'dispatch-candidates',
         text: `WITH RECURSIVE waiting(server_id) AS (
@@ -177,16 +181,27 @@ export class Dispatcher {
                )
                SELECT q.* FROM waiting w CROSS JOIN LATERAL (
                  SELECT * FROM tasks t WHERE t.status = 'queued' AND t.dispatched_at IS NULL AND t.server_id = w.server_id
-                 ORDER BY t.priority DESC, t.created_at, t.number LIMIT $1
+                 ORDER BY t.priority DESC, t.created_at, t.number
+                 LIMIT COALESCE(NULLIF((
+                   SELECT f.server_max_sessions FROM tasks f WHERE f.status = 'queued' AND f.dispatched_at IS NULL AND f.server_id = w.server_id
+                   ORDER BY f.priority DESC, f.created_at, f.number LIMIT 1), 0), $1)
                ) q
                ORDER BY q.priority DESC, q.created_at, q.number LIMIT $2`,
         values: [this.options.perServerConcurrency, Math.min(free * 4, this.options.batch * 4)],
       });
+      if (this.limits.size > 10_000) this.limits.clear();
+      const seen = new Set<string>();
+      for (const row of candidates) {
+        // The first candidate of a server is the one whose max_sessions bounded the query.
+        if (seen.has(row.server_id)) continue;
+        seen.add(row.server_id);
+        this.limits.set(row.server_id, row.server_max_sessions || this.options.perServerConcurrency);
+      }
       const picked: QueuedRow[] = [];
       for (const row of candidates) {
         if (free <= 0 || picked.length >= this.options.batch) break;
         const used = perServer.get(row.server_id) ?? 0;
-        if (used >= this.options.perServerConcurrency) continue;
+        if (used >= this.limitOf(row.server_id)) continue;
         perServer.set(row.server_id, used + 1);
         free--;
         picked.push(row);
@@ -227,9 +242,13 @@ export class Dispatcher {
     }
   }
 
+  private limitOf(serverUid: string): number {
+    return this.limits.get(serverUid) ?? this.options.perServerConcurrency;
+  }
+
   private remember(free: number, perServer: Map<string, number>): void {
     this.globallyFull = free <= 0;
     this.fullServers.clear();
-    for (const [server, used] of perServer) if (used >= this.options.perServerConcurrency) this.fullServers.add(server);
+    for (const [server, used] of perServer) if (used >= this.limitOf(server)) this.fullServers.add(server);
   }
 }

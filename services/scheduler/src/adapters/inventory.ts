@@ -19,7 +19,7 @@ export function inventoryServers(bus: Bus, cacheMs = 0): ServerDirectory {
     if (!server) throw BusError.notFound('server');
     if (server.status !== 'active') throw BusError.validation('the server is inactive', 'server_id');
     if (server.nodeType && server.nodeType !== 'Remote') throw BusError.validation('jobs run on Remote (SSH) servers only', 'server_id');
-    return { uid: server.uid, name: server.name, hostname: server.hostname, port: server.port || 22, username: server.username, hostKeyFingerprint: server.hostKeyFingerprint };
+    return { uid: server.uid, name: server.name, hostname: server.hostname, port: server.port || 22, username: server.username, hostKeyFingerprint: server.hostKeyFingerprint, maxSessions: server.maxSessions };
   };
   if (cacheMs <= 0) return { serverOf: lookup };
 

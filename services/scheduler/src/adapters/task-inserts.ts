@@ -5,7 +5,7 @@ export type NewTask = Prisma.TaskCreateManyInput & { id: string };
 
 /** Columns given on insert; the rest take their defaults (number, status, created_at, …). */
 const COLUMNS = [
-  'id', 'organization_id', 'server_id', 'server_name', 'server_hostname', 'server_port', 'server_username', 'host_key_fingerprint',
+  'id', 'organization_id', 'server_id', 'server_name', 'server_hostname', 'server_port', 'server_username', 'host_key_fingerprint', 'server_max_sessions',
   'kind', 'command', 'args', 'args_text', 'script', 'shell', 'env', 'timeout_seconds', 'priority', 'safe_to_retry', 'created_by', 'duplicated_from',
 ] as const;
 const INSERT = `INSERT INTO tasks (${COLUMNS.join(', ')}, updated_at)

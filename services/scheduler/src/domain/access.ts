@@ -10,6 +10,8 @@ export interface TargetServer {
   port: number;
   username: string;
   hostKeyFingerprint: string;
+  /** The record's max_sessions; 0 when it sets none. */
+  maxSessions: number;
 }
 
 /** Looks a server up in inventory on behalf of the caller (so a foreign server is 404). */

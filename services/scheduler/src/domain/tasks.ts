@@ -113,6 +113,7 @@ export class Tasks {
       serverPort: server.port,
       serverUsername: server.username,
       hostKeyFingerprint: server.hostKeyFingerprint,
+      serverMaxSessions: server.maxSessions,
       ...fields,
       createdBy,
       duplicatedFrom: duplicatedFrom ?? null,
