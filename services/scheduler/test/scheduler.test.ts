@@ -397,6 +397,21 @@ describe('executor lost', () => {
     await eventually('executor_lost once nobody runs it', async () => (await task(moved.id)).status === 'failed');
   });
 
+  test('a RUNNING report of a redelivered dispatch counts as hearing of the task: it is not lost (nor run twice) meanwhile', async () => {
+    const target = server();
+    const moved = await submit(target, { safeToRetry: true });
+    await report(moved.id, 1, executorV1.JobStatus.RUNNING, { executorId: 'doomed-4' });
+    await statusDrained();
+    await sleep(LOST_MS * 0.8);
+    // The redelivered dispatch starts on another executor before that one's first heartbeat.
+    await report(moved.id, 1, executorV1.JobStatus.RUNNING, { executorId: 'rescuer-2' });
+    await statusDrained();
+    await sleep(LOST_MS * 0.6);
+    await followers.reap();
+    expect(await task(moved.id)).toMatchObject({ status: 'running', attempt: 1 });
+    await eventually('lost at last once nobody runs it', async () => (await task(moved.id)).attempt === 2);
+  });
+
   test('a task that is safe to retry runs again as its next attempt, and the lost attempt\'s late reports are ignored', async () => {
     const target = server();
     const retried = await submit(target, { safeToRetry: true });

@@ -232,6 +232,8 @@ export class JobExecutor {
   private async execute(msg: JsMsg, dispatch: JobDispatch, run: number): Promise<void> {
     const job: RunningJob = { dispatch, run, controller: new AbortController(), shutdown: false };
     this.jobs.set(dispatch.jobId, job);
+    // A rerun of a lost executor's job: say so now, before the scheduler gives up on the job and queues it again.
+    if (run > 1) this.beat();
     const keepAlive = setInterval(() => msg.working(), Math.max(100, Math.floor(this.options.ackWaitMs / 3)));
     try {
       let target: SshTarget;

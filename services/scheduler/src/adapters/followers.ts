@@ -220,6 +220,8 @@ export class Followers {
     const changed = await this.lifecycle.applyAll(reports);
     let slotFreed = false;
     for (const report of reports) {
+      // A RUNNING report changes nothing when a redelivered dispatch runs the task again elsewhere, but says who runs it now.
+      if (report.status === 'running') this.jobHeard.set(`${report.taskUid}.${report.attempt}`, Date.now());
       if (!changed.has(report.taskUid.toLowerCase())) continue;
       if (report.executorId) this.lastHeard.set(report.executorId, Math.max(this.lastHeard.get(report.executorId) ?? 0, Date.now()));
       if (report.status !== 'running') slotFreed = true;
