@@ -60,6 +60,18 @@ export async function readOutput(bus: Bus, jobId: string, attempt: number): Prom
   return { output: text(mine), stdout: text(mine.filter((c) => c.stream !== executorV1.OutputStream.STDERR)), stderr: text(mine.filter((c) => c.stream === executorV1.OutputStream.STDERR)) };
 }
 
+/** The newest status event of a job in EVENTS, if any. */
+async function lastStatusEvent(bus: Bus, subject: string): Promise<executorV1.JobStatusChanged | undefined> {
+  try {
+    const jsm = await bus.jetstreamManager();
+    const stored = await jsm.streams.getMessage(STREAMS.EVENTS.name, { last_by_subj: subject });
+    return stored ? fromBinary(executorV1.JobStatusChangedSchema, stored.data) : undefined;
+  } catch {
+    // None stored yet, or EVENTS unreachable: the live events and the record still tell the story.
+    return undefined;
+  }
+}
+
 export interface StreamOptions {
   bus: Bus;
   /** Reads the job again (after subscribing, so no status change falls between). */
@@ -115,25 +127,30 @@ export async function streamJob(request: FastifyRequest, reply: FastifyReply, op
   raw.on('close', close);
   request.raw.on('close', close);
 
-  // Status changes as they happen; the job read after subscribing covers what came before.
-  const statusEvents = bus.nc.subscribe(`events.job.${(await options.load()).uid}.status`, {
+  const onStatus = (event: executorV1.JobStatusChanged) => {
+    const status = STATUS_NAMES[event.status];
+    if (closed || !status || event.attempt < attempt) return;
+    if (event.attempt > attempt) {
+      attempt = event.attempt;
+      run = 0;
+      nextChunk = 0n;
+      final = undefined;
+    }
+    void send('status', { status, attempt: event.attempt, started_at: iso(event.startedAt && timestampDate(event.startedAt)), exit_code: event.exitCode ?? null, reason: event.reason || null });
+    if (FINAL.has(status)) {
+      final = { status, exitCode: event.exitCode, reason: event.reason, endedAt: iso(event.endedAt ? timestampDate(event.endedAt) : new Date()), outputChunks: event.outputChunks };
+      void maybeComplete();
+    }
+  };
+  // Status changes as they happen; what came before is in the job read after subscribing, and in
+  // the last stored status event (the record lags behind it while the scheduler applies it).
+  const jobUid = (await options.load()).uid;
+  const statusSubject = `events.job.${jobUid}.status`;
+  const statusEvents = bus.nc.subscribe(statusSubject, {
     callback: (error, msg) => {
-      if (error || closed) return;
+      if (error) return;
       try {
-        const event = fromBinary(executorV1.JobStatusChangedSchema, msg.data);
-        const status = STATUS_NAMES[event.status];
-        if (!status || event.attempt < attempt) return;
-        if (event.attempt > attempt) {
-          attempt = event.attempt;
-          run = 0;
-          nextChunk = 0n;
-          final = undefined;
-        }
-        void send('status', { status, attempt: event.attempt, started_at: iso(event.startedAt && timestampDate(event.startedAt)), exit_code: event.exitCode ?? null, reason: event.reason || null });
-        if (FINAL.has(status)) {
-          final = { status, exitCode: event.exitCode, reason: event.reason, endedAt: iso(event.endedAt ? timestampDate(event.endedAt) : new Date()), outputChunks: event.outputChunks };
-          void maybeComplete();
-        }
+        onStatus(fromBinary(executorV1.JobStatusChangedSchema, msg.data));
       } catch {
         // A malformed event is not the client's problem.
       }
@@ -149,6 +166,8 @@ export async function streamJob(request: FastifyRequest, reply: FastifyReply, op
   if (FINAL.has(job.status)) {
     final = { status: job.status, exitCode: job.exitCode, reason: job.reason, endedAt: iso(job.endedAt && timestampDate(job.endedAt)), outputChunks: job.outputChunks };
   }
+  const stored = await lastStatusEvent(bus, statusSubject);
+  if (stored && (stored.attempt !== job.attempt || STATUS_NAMES[stored.status] !== job.status)) onStatus(stored);
 
   // Replay, then follow: one ordered consumer from the start (or just after Last-Event-ID).
   const resume = options.lastEventId && options.lastEventId > 0 ? options.lastEventId : 0;
