@@ -31,6 +31,15 @@ export class InventoryCredentials {
     private readonly timeoutMs?: number,
   ) {
     this.servers = createClient(bus, inventoryV1.Servers);
+    // A changed server (a new password or key among others) is asked for again at once; the subject names it.
+    if (cacheMs > 0) {
+      bus.nc.subscribe('events.inventory.server.*.changed', {
+        callback: (_error, msg) => {
+          const serverUid = msg.subject.split('.')[3] ?? '';
+          for (const key of this.cache.keys()) if (key.split('\0')[1]?.toLowerCase() === serverUid) this.cache.delete(key);
+        },
+      });
+    }
   }
 
   async targetFor(dispatch: JobDispatch): Promise<SshTarget> {
