@@ -13,6 +13,7 @@ import { startNats, startThrowawayPostgres, type NatsServer, type ThrowawayPostg
 import { createMetricsRegistry } from '@runnerhub/observability';
 import { SecretBox } from '@runnerhub/secrets';
 import { createDatabase, type InventoryDb } from '../../inventory/src/adapters/database.js';
+import { serverChangedPublisher } from '../../inventory/src/adapters/events.js';
 import { Credentials } from '../../inventory/src/domain/credentials.js';
 import { Servers } from '../../inventory/src/domain/servers.js';
 import { serversHandlers } from '../../inventory/src/handlers/servers.js';
@@ -55,7 +56,8 @@ beforeAll(async () => {
   const url = await postgres.freshDatabase('inventory');
   await deployMigrations({ schemaPath: join(new URL('.', import.meta.url).pathname, '../../inventory/prisma/schema.prisma'), databaseUrl: url });
   ({ db, pool: pgPool } = createDatabase({ url, poolSize: 5, timeoutMs: 5_000 }));
-  servers = new Servers(db, new Credentials(new SecretBox('t', { t: Buffer.alloc(32, 7).toString('base64') })));
+  // Changes are announced on the inventory connection, made just below.
+  servers = new Servers(db, new Credentials(new SecretBox('t', { t: Buffer.alloc(32, 7).toString('base64') })), (...change) => serverChangedPublisher(inventoryBus)(...change));
   for (const [index, server] of fleet.servers.entries()) {
     const record = await servers.create(orgA, { name: `s${index}`, hostname: server.host, port: server.port, username: TEST_USER, authType: 'password', password: TEST_PASSWORD, privateKey: '', description: '', tags: [], status: '', nodeType: '' });
     serverUids.push(record.id);
@@ -306,6 +308,21 @@ test('stopping lets short jobs finish, then ends a long one FAILED executor_shut
   expect(await lastStored(retryable)).toMatchObject({ status: JobStatus.RUNNING, executorId: 'exec-next', run: 2 });
   publishEvent(bus, `events.job.${retryable}.cancel`, JobCancelRequestedSchema, { jobId: retryable, organizationUid: orgA, at: timestampNow() });
   expect(await finalOf(retryable)).toMatchObject({ status: JobStatus.CANCELED, run: 2 });
+});
+
+test('a cached login is reused, and dropped as soon as inventory announces that its server changed', async () => {
+  const record = await servers.create(orgA, { name: 'cached-login', hostname: '127.0.0.1', port: 22, username: TEST_USER, authType: 'password', password: 'first-password', privateKey: '', description: '', tags: [], status: '', nodeType: '' });
+  const resolver = new InventoryCredentials(bus, 60_000);
+  const dispatchFor = (jobId: string) => create(JobDispatchSchema, { jobId, organizationUid: orgA, attempt: 1, target: { serverId: record.id, credentialId: record.id } });
+  expect((await resolver.targetFor(dispatchFor('c1'))).credentials).toEqual({ password: 'first-password' });
+  await servers.update(orgA, { uid: record.id }, { password: 'second-password' });
+  const deadline = Date.now() + 5_000;
+  let password = '';
+  while (Date.now() < deadline && password !== 'second-password') {
+    password = ((await resolver.targetFor(dispatchFor('c2'))).credentials as { password: string }).password;
+    await sleep(20);
+  }
+  expect(password).toBe('second-password');
 });
 
 test('inventory resolves credentials only for a server of the named organisation, sealed to the requester key', async () => {
