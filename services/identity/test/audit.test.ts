@@ -49,8 +49,14 @@ function record(overrides: Partial<RecordInit> = {}): RecordInit {
   };
 }
 
-async function publish(message: RecordInit, msgID = String(message.id)): Promise<void> {
-  await bus.jetstream().publish(`events.audit.${message.outcome}`, toBinary(identityV1.AuditRecordSchema, create(identityV1.AuditRecordSchema, message)), { msgID });
+/** As the gateway publishes records: many to a message on events.audit.batch. */
+async function publish(records: RecordInit[], msgID = randomUUID()): Promise<void> {
+  await bus.jetstream().publish('events.audit.batch', toBinary(identityV1.AuditRecordBatchSchema, create(identityV1.AuditRecordBatchSchema, { records })), { msgID });
+}
+
+/** As gateways from before batching published a record: alone, on events.audit.<outcome>. */
+async function publishAlone(message: RecordInit): Promise<void> {
+  await bus.jetstream().publish(`events.audit.${message.outcome}`, toBinary(identityV1.AuditRecordSchema, create(identityV1.AuditRecordSchema, message)), { msgID: String(message.id) });
 }
 
 async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
@@ -73,6 +79,7 @@ async function drained(): Promise<void> {
 }
 
 const stored = (id: string) => db.auditLog.count({ where: { id } });
+const storedOf = (records: RecordInit[]) => db.auditLog.count({ where: { id: { in: records.map((r) => String(r.id)) } } });
 
 async function seedOrganizations(): Promise<void> {
   await db.organization.create({ data: { id: platform.organization, name: 'Default', shortName: 'default', type: 'organization' } });
@@ -113,19 +120,29 @@ afterAll(async () => {
 });
 
 describe('storing', () => {
-  test('a record published twice, even past the stream\'s deduplication, is stored once', async () => {
-    const twice = record();
+  test('a batch published twice, with its message id and past the stream\'s deduplication with a new one, stores each record once', async () => {
+    const twice = [record(), record(), record()];
+    const msgID = randomUUID();
+    await publish(twice, msgID);
+    await publish(twice, msgID);
     await publish(twice);
-    await publish(twice);
-    await publish(twice, randomUUID());
-    await eventually('the record', async () => ((await stored(String(twice.id))) > 0 ? true : undefined));
+    await eventually('the batch', async () => ((await storedOf(twice)) === 3 ? true : undefined));
     await drained();
-    expect(await stored(String(twice.id))).toBe(1);
+    for (const r of twice) expect(await stored(String(r.id))).toBe(1);
+  });
+
+  test('a record published alone on events.audit.<outcome>, as gateways before batching did, is stored', async () => {
+    const alone = record({ outcome: 'failure', statusCode: 500 });
+    await publishAlone(alone);
+    await publishAlone(alone);
+    await eventually('the record', async () => ((await stored(String(alone.id))) > 0 ? true : undefined));
+    await drained();
+    expect(await stored(String(alone.id))).toBe(1);
   });
 
   test('every field of a record is stored as published', async () => {
     const full = record({ actorUsername: 'admin', action: 'DELETE /api/users/:id', target: '/api/users/42', outcome: 'denied', statusCode: 403, clientAddress: '::1' });
-    await publish(full);
+    await publish([full]);
     const row = await eventually('the record', () => db.auditLog.findUnique({ where: { id: String(full.id) } }).then((r) => r ?? undefined));
     expect(row).toMatchObject({
       actorId: platform.admin,
@@ -144,30 +161,32 @@ describe('storing', () => {
   test('records published while no identity instance consumes are stored once one starts', async () => {
     await consumer.stop();
     const waiting = [record(), record(), record()];
-    for (const r of waiting) await publish(r);
+    await publish(waiting.slice(0, 2));
+    await publishAlone(waiting[2]!);
     await new Promise((r) => setTimeout(r, 300));
-    expect(await db.auditLog.count({ where: { id: { in: waiting.map((r) => String(r.id)) } } })).toBe(0);
+    expect(await storedOf(waiting)).toBe(0);
 
     consumer = new AuditConsumer(bus, audit, quiet, options);
     consumer.start();
-    await eventually('the waiting records', async () =>
-      (await db.auditLog.count({ where: { id: { in: waiting.map((r) => String(r.id)) } } })) === 3 ? true : undefined);
+    await eventually('the waiting records', async () => ((await storedOf(waiting)) === 3 ? true : undefined));
   });
 
-  test('a burst shared by two instances is stored completely, each record once, in batches', async () => {
+  test('a burst of batches shared by two instances is stored completely, each record once, several messages to an insert', async () => {
     await consumer.stop();
     let inserts = 0;
     const counting = { append: (entries: Parameters<AuditLog['append']>[0]) => (inserts++, audit.append(entries)) } as AuditLog;
     const second = await Bus.connect({ servers: nats.url, name: 'audit-test-2', logger: quiet, registry: createMetricsRegistry('audit-test') });
     const instances = [new AuditConsumer(bus, counting, quiet, options), new AuditConsumer(second, counting, quiet, options)];
-    instances.forEach((instance) => instance.start());
     try {
-      const burst = Array.from({ length: 300 }, () => record({ action: 'PATCH /api/burst' }));
-      await Promise.all(burst.map((r) => publish(r)));
-      await eventually('the burst', async () => ((await db.auditLog.count({ where: { action: 'PATCH /api/burst' } })) === 300 ? true : undefined), 20_000);
+      const burst = Array.from({ length: 600 }, () => record({ action: 'PATCH /api/burst' }));
+      const batches = Array.from({ length: 100 }, (_, i) => burst.slice(i * 6, i * 6 + 6));
+      // Published before the instances start, so each pull finds many messages waiting.
+      await Promise.all(batches.map((batch) => publish(batch)));
+      instances.forEach((instance) => instance.start());
+      await eventually('the burst', async () => ((await db.auditLog.count({ where: { action: 'PATCH /api/burst' } })) === 600 ? true : undefined), 20_000);
       await drained();
-      expect(await db.auditLog.count({ where: { action: 'PATCH /api/burst' } })).toBe(300);
-      expect(inserts).toBeLessThan(300);
+      expect(await db.auditLog.count({ where: { action: 'PATCH /api/burst' } })).toBe(600);
+      expect(inserts).toBeLessThan(batches.length);
     } finally {
       await Promise.all(instances.map((instance) => instance.stop()));
       await second.drain();
@@ -188,7 +207,7 @@ describe('storing', () => {
     consumer = new AuditConsumer(bus, flaky, quiet, options);
     consumer.start();
     const retried = record();
-    await publish(retried);
+    await publish([retried]);
     await eventually('the redelivered record', async () => ((await stored(String(retried.id))) === 1 ? true : undefined));
     expect(refusals).toBeLessThan(0);
     await consumer.stop();
@@ -196,20 +215,31 @@ describe('storing', () => {
     consumer.start();
   });
 
-  test('a malformed record is discarded without holding back the records after it', async () => {
+  test('a malformed message is discarded without holding back the messages after it', async () => {
+    await bus.jetstream().publish('events.audit.batch', new Uint8Array([0xff, 0xff, 0xff]));
     await bus.jetstream().publish('events.audit.success', new Uint8Array([0xff, 0xff, 0xff]));
-    await publish(record({ id: 'not-a-uuid' }));
+    await publishAlone(record({ id: 'not-a-uuid' }));
+    await publish([record({ id: 'not-a-uuid' }), record({ outcome: 'unheard-of' })]);
     const good = record();
-    await publish(good);
+    await publish([good]);
     await eventually('the good record', async () => ((await stored(String(good.id))) === 1 ? true : undefined));
     await drained();
+  });
+
+  test('the records of a batch that cannot be stored are skipped, the others stored', async () => {
+    const good = [record(), record()];
+    const unstorable = [record({ actorUid: 'someone' }), record({ statusCode: 42 })];
+    await publish([unstorable[0]!, good[0]!, unstorable[1]!, good[1]!]);
+    await eventually('the storable records', async () => ((await storedOf(good)) === 2 ? true : undefined));
+    await drained();
+    expect(await storedOf(unstorable)).toBe(0);
   });
 
   test('a consumer deleted from JetStream is created again and catches up', async () => {
     const jsm = await bus.jetstreamManager();
     await jsm.consumers.delete('EVENTS', AUDIT_CONSUMER);
     const meanwhile = record();
-    await publish(meanwhile);
+    await publish([meanwhile]);
     await eventually('the record published after the deletion', async () => ((await stored(String(meanwhile.id))) === 1 ? true : undefined), 20_000);
   }, 30_000);
 
@@ -225,7 +255,7 @@ describe('storing', () => {
     await nats.kill();
     await nats.start();
     const after = record();
-    await eventually('a publish after the restart', () => publish(after).then(() => true, () => undefined), 15_000);
+    await eventually('a publish after the restart', () => publish([after]).then(() => true, () => undefined), 15_000);
     await eventually('the record published after the restart', async () => ((await stored(String(after.id))) === 1 ? true : undefined), 20_000);
   }, 40_000);
 });

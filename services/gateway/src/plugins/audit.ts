@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { create, toBinary, type MessageShape } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, type Registry } from 'prom-client';
 import { injectTraceHeaders, type Bus } from '@runnerhub/bus';
 import { identityV1 } from '@runnerhub/contracts';
+import { GroupCommit } from '@runnerhub/service-kit';
 
 type AuditRecord = MessageShape<typeof identityV1.AuditRecordSchema>;
 type Headers = ReturnType<typeof injectTraceHeaders>;
@@ -63,22 +65,74 @@ function auditRecordOf(request: FastifyRequest, reply: FastifyReply, traceHeader
   });
 }
 
-interface Pending {
+interface Submitted {
   record: AuditRecord;
   headers: Headers;
 }
 
+interface Encoded {
+  record: AuditRecord;
+  bytes: Uint8Array;
+}
+
+/** Records published as one message; the message id stays with them across retries. */
+interface Batch {
+  msgID: string;
+  records: Encoded[];
+  /** The first record's: the request that opened the batch is the one a trace shows publishing it. */
+  headers: Headers;
+}
+
+const BATCH_SUBJECT = 'events.audit.batch';
+// A message stays well under NATS's 1 MiB max payload whatever the records hold.
+const MAX_BATCH_RECORDS = 200;
+const MAX_BATCH_BYTES = 512 * 1024;
+
+/** Splits records into batches of at most MAX_BATCH_RECORDS and MAX_BATCH_BYTES, in order. */
+export function batchesOf(submitted: Submitted[]): Batch[] {
+  const batches: Batch[] = [];
+  let current: Batch | undefined;
+  let currentBytes = 0;
+  for (const { record, headers } of submitted) {
+    const bytes = toBinary(identityV1.AuditRecordSchema, record);
+    if (!current || current.records.length >= MAX_BATCH_RECORDS || currentBytes + bytes.length > MAX_BATCH_BYTES) {
+      current = { msgID: randomUUID(), records: [], headers };
+      currentBytes = 0;
+      batches.push(current);
+    }
+    current.records.push({ record, bytes });
+    // A record also costs its field tag (1 byte) and length prefix (at most 5).
+    currentBytes += bytes.length + 6;
+  }
+  return batches;
+}
+
+/** An AuditRecordBatch's wire form from its records already encoded: field 1, once per record. */
+function payloadOf(batch: Batch): Uint8Array {
+  const writer = new BinaryWriter();
+  for (const { bytes } of batch.records) writer.tag(1, WireType.LengthDelimited).bytes(bytes);
+  return writer.finish();
+}
+
+const idsOf = (records: Encoded[]) => records.map(({ record }) => record.id);
+
 /**
- * Publishes records to JetStream after the response is sent. A failed publish
- * goes to a bounded queue retried in order; the record id is the message id,
- * so a publish that did land before timing out is not stored twice.
+ * Publishes records to JetStream after the response is sent, as group
+ * commit: a record submitted while nothing is being published goes at once;
+ * those submitted meanwhile go together in the next publish. A batch JetStream
+ * did not accept goes to a queue bounded in records and retried in order; its
+ * message id stays the same, so a publish that did land before timing out is
+ * not stored twice.
  */
 class AuditPublisher {
-  private readonly queue: Pending[] = [];
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly queue: Batch[] = [];
+  private queuedRecords = 0;
+  private readonly commit: GroupCommit<Submitted, void>;
+  /** Settles once every record submitted so far is published or queued: the commit keeps submission order. */
+  private lastSubmitted: Promise<void> = Promise.resolve();
   private readonly failures: Counter<'result'>;
   private readonly timer: NodeJS.Timeout;
-  private retrying = false;
+  private retrying?: Promise<void>;
 
   constructor(
     private readonly bus: Bus,
@@ -92,60 +146,87 @@ class AuditPublisher {
       labelNames: ['result'],
       registers: [registry],
     });
+    // Each write takes every record waiting, however many: while JetStream is
+    // unreachable they go to the bounded queue instead of piling up here.
+    this.commit = new GroupCommit((submitted) => this.write(submitted), { maxBatch: Number.POSITIVE_INFINITY });
     this.timer = setInterval(() => void this.retry(), options.retryIntervalMs);
     this.timer.unref();
   }
 
   submit(record: AuditRecord, headers: Headers): void {
-    const publishing = this.publish({ record, headers }).then(
-      () => undefined,
-      (error: unknown) => this.enqueue({ record, headers }, error),
-    );
-    this.inFlight.add(publishing);
-    void publishing.finally(() => this.inFlight.delete(publishing));
+    this.lastSubmitted = this.commit.submit({ record, headers }).catch((error: unknown) =>
+      this.log.error({ err: error, auditId: record.id, action: record.action }, 'audit record not published'));
   }
 
   /** Waits for publishes under way and gives the queue one last chance. */
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await Promise.all(this.inFlight);
+    await this.lastSubmitted;
     await this.retry();
-    if (this.queue.length > 0) this.log.error({ count: this.queue.length }, 'audit records not published before shutdown');
+    if (this.queuedRecords > 0) this.log.error({ count: this.queuedRecords }, 'audit records not published before shutdown');
   }
 
-  private publish({ record, headers }: Pending) {
-    return this.bus.jetstream().publish(`events.audit.${record.outcome}`, toBinary(identityV1.AuditRecordSchema, record), {
-      msgID: record.id,
-      headers,
+  private async write(submitted: Submitted[]): Promise<void[]> {
+    await Promise.all(batchesOf(submitted).map((batch) => this.publish(batch).then(
+      () => undefined,
+      (error: unknown) => this.enqueue(batch, error),
+    )));
+    return submitted.map(() => undefined);
+  }
+
+  private publish(batch: Batch) {
+    return this.bus.jetstream().publish(BATCH_SUBJECT, payloadOf(batch), {
+      msgID: batch.msgID,
+      headers: batch.headers,
       timeout: this.options.publishTimeoutMs,
     });
   }
 
-  private enqueue(pending: Pending, error: unknown): void {
-    this.failures.inc({ result: 'queued' });
-    this.queue.push(pending);
-    this.log.warn({ err: error, auditId: pending.record.id, action: pending.record.action, queued: this.queue.length }, 'audit record not published; will retry');
-    if (this.queue.length > this.options.maxQueued) {
-      const dropped = this.queue.shift()!;
-      this.failures.inc({ result: 'dropped' });
-      this.log.error({ auditId: dropped.record.id, action: dropped.record.action }, 'audit retry queue full: oldest record dropped');
-    }
+  private enqueue(batch: Batch, error: unknown): void {
+    this.failures.inc({ result: 'queued' }, batch.records.length);
+    this.queue.push(batch);
+    this.queuedRecords += batch.records.length;
+    this.log.warn({ err: error, auditIds: idsOf(batch.records), queued: this.queuedRecords }, 'audit records not published; will retry');
+    this.dropOldestBeyondLimit();
   }
 
-  private async retry(): Promise<void> {
-    if (this.retrying) return;
-    this.retrying = true;
+  /**
+   * Drops records from the oldest batch on. A batch that loses some keeps its
+   * message id: it holds a part of what an earlier attempt may have landed.
+   */
+  private dropOldestBeyondLimit(): void {
+    const dropped: Encoded[] = [];
+    while (this.queuedRecords > this.options.maxQueued) {
+      const oldest = this.queue[0]!;
+      dropped.push(oldest.records.shift()!);
+      this.queuedRecords--;
+      if (oldest.records.length === 0) this.queue.shift();
+    }
+    if (dropped.length === 0) return;
+    this.failures.inc({ result: 'dropped' }, dropped.length);
+    this.log.error({ auditIds: idsOf(dropped), count: dropped.length }, 'audit retry queue full: oldest records dropped');
+  }
+
+  private retry(): Promise<void> {
+    this.retrying ??= this.publishQueued().finally(() => {
+      this.retrying = undefined;
+    });
+    return this.retrying;
+  }
+
+  private async publishQueued(): Promise<void> {
     try {
       for (let head = this.queue[0]; head; head = this.queue[0]) {
         await this.publish(head);
         // By identity: a full queue may have dropped the head while it was being published.
         const index = this.queue.indexOf(head);
-        if (index >= 0) this.queue.splice(index, 1);
+        if (index >= 0) {
+          this.queue.splice(index, 1);
+          this.queuedRecords -= head.records.length;
+        }
       }
     } catch {
       // Still unreachable: the queue keeps its order and the next tick tries again.
-    } finally {
-      this.retrying = false;
     }
   }
 }

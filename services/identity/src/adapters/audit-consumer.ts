@@ -8,23 +8,25 @@ type Consumer = Awaited<ReturnType<ReturnType<Bus['jetstream']>['consumers']['ge
 type Messages = Awaited<ReturnType<Consumer['consume']>>;
 type JsMsg = Messages extends AsyncIterable<infer M> ? M : never;
 
-/** The durable consumer every identity instance shares: each record goes to one of them. */
+/** The durable consumer every identity instance shares: each message goes to one of them. */
 export const AUDIT_CONSUMER = 'audit-store';
 const AUDIT_SUBJECTS = 'events.audit.>';
+const BATCH_SUBJECT = 'events.audit.batch';
 
 export interface AuditConsumerOptions {
-  /** Most records stored by one INSERT. */
+  /** Records gathered for one INSERT: messages are pulled until they carry this many, or nothing more is waiting. */
   batchSize: number;
-  /** How long JetStream waits for an ack before it redelivers a record. */
+  /** How long JetStream waits for an ack before it redelivers a message. */
   ackWaitMs: number;
   /** Pause before redelivering a batch that failed, or before consuming again after an interruption. */
   retryDelayMs?: number;
 }
 
 /**
- * Stores the audit records the gateway publishes to JetStream. A record is
- * acknowledged only after its INSERT commits, so a crash or a database outage
- * means a redelivery, which the insert skips if it had in fact landed.
+ * Stores the audit records the gateway publishes to JetStream, many to a
+ * message. A message is acknowledged only after the INSERT of its records
+ * commits, so a crash or a database outage means a redelivery, whose records
+ * the insert skips if they had in fact landed.
  */
 export class AuditConsumer {
   private stopped = false;
@@ -90,39 +92,48 @@ export class AuditConsumer {
     const messages = await consumer.consume({ max_messages: this.options.batchSize, abort_on_missing_resource: true });
     this.messages = messages;
     if (this.stopped) messages.stop();
-    let batch: JsMsg[] = [];
+    let pulled: JsMsg[] = [];
+    let entries: AuditEntry[] = [];
     for await (const msg of messages) {
-      batch.push(msg);
+      const storable = this.storableEntriesOf(msg);
+      if (storable) {
+        pulled.push(msg);
+        entries.push(...storable);
+      }
       // Store as soon as nothing more is waiting: batches grow only when records arrive faster than inserts.
-      if (batch.length >= this.options.batchSize || messages.getPending() === 0) {
-        await this.store(batch);
-        batch = [];
+      if (entries.length >= this.options.batchSize || (messages.getPending() === 0 && pulled.length > 0)) {
+        await this.store(pulled, entries);
+        pulled = [];
+        entries = [];
       }
     }
   }
 
-  private async store(batch: JsMsg[]): Promise<void> {
-    const accepted: JsMsg[] = [];
-    const entries: AuditEntry[] = [];
-    for (const msg of batch) {
-      const entry = decode(msg.data);
-      if (entry) {
-        accepted.push(msg);
-        entries.push(entry);
-      } else {
-        this.logger.warn({ subject: msg.subject, seq: msg.seq }, 'malformed audit record discarded');
-        msg.term();
-      }
+  /** The entries of a message that can be stored; a message with none is discarded, as a redelivery could not change that. */
+  private storableEntriesOf(msg: JsMsg): AuditEntry[] | undefined {
+    const carried = entriesOf(msg);
+    const storable = carried?.filter(isStorable) ?? [];
+    if (storable.length === 0) {
+      this.logger.warn({ subject: msg.subject, seq: msg.seq }, 'malformed audit message discarded');
+      msg.term();
+      return undefined;
     }
-    if (entries.length === 0) return;
+    if (storable.length < carried!.length) {
+      this.logger.warn({ subject: msg.subject, seq: msg.seq, skipped: carried!.length - storable.length }, 'malformed audit records skipped');
+    }
+    return storable;
+  }
+
+  /** One INSERT for the records of every message pulled; each message is acknowledged once it commits. */
+  private async store(pulled: JsMsg[], entries: AuditEntry[]): Promise<void> {
     try {
       await this.audit.append(entries);
     } catch (error) {
       this.logger.warn({ err: error, count: entries.length }, 'audit records not stored; they will be redelivered');
-      for (const msg of accepted) msg.nak(this.retryDelayMs);
+      for (const msg of pulled) msg.nak(this.retryDelayMs);
       return;
     }
-    for (const msg of accepted) msg.ack();
+    for (const msg of pulled) msg.ack();
   }
 
   private pause(ms: number): Promise<void> {
@@ -136,11 +147,17 @@ export class AuditConsumer {
   }
 }
 
-function decode(data: Uint8Array): AuditEntry | undefined {
+/**
+ * The entries a message carries, or undefined if it does not decode: a batch
+ * on events.audit.batch, a single record on the other subjects (published by
+ * gateways from before batching).
+ */
+function entriesOf(msg: JsMsg): AuditEntry[] | undefined {
   try {
-    const record = fromBinary(identityV1.AuditRecordSchema, data);
-    const entry: AuditEntry = { ...record, at: record.at ? timestampDate(record.at) : new Date(Number.NaN) };
-    return isStorable(entry) ? entry : undefined;
+    const records = msg.subject === BATCH_SUBJECT
+      ? fromBinary(identityV1.AuditRecordBatchSchema, msg.data).records
+      : [fromBinary(identityV1.AuditRecordSchema, msg.data)];
+    return records.map((record) => ({ ...record, at: record.at ? timestampDate(record.at) : new Date(Number.NaN) }));
   } catch {
     return undefined;
   }
