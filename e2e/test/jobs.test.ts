@@ -116,8 +116,12 @@ describe('a real job end to end', () => {
     expect(events.at(-1)).toMatchObject({ event: 'complete', data: { status: 'completed', exit_code: 0 } });
     const stdout = events.filter((e) => e.event === 'output' && e.data.type === 'stdout').map((e) => e.data.content).join('');
     expect(stdout).toBe('one|two words|$HOME|;|$(id)|');
-    const finished = await call('admin', 'GET', `/api/v1/jobs/${job.id}`);
-    expect(finished.body.data).toMatchObject({ id: job.id, status: 'completed', exit_code: 0, stdout: 'one|two words|$HOME|;|$(id)|', stderr: '', started_at: expect.any(String), finished_at: expect.any(String) });
+    // The stream follows the executor's events; the job's record follows them too, a moment later.
+    const finished = await eventually('the record to show the end', async () => {
+      const got = await call('admin', 'GET', `/api/v1/jobs/${job.id}`);
+      return got.body.data.status === 'completed' ? got.body.data : undefined;
+    }, 10_000);
+    expect(finished).toMatchObject({ id: job.id, status: 'completed', exit_code: 0, stdout: 'one|two words|$HOME|;|$(id)|', stderr: '', started_at: expect.any(String), finished_at: expect.any(String) });
   }, 60_000);
 
   test('a script is fed to its shell over stdin; stdout and stderr stay apart; a non-zero exit fails the job', async () => {

@@ -38,6 +38,7 @@ export async function startGateway(runtime: ServiceRuntime<GatewayConfig>): Prom
     redisTimeoutMs: config.REDIS_TIMEOUT_MS,
     tokenIssuer: config.TOKEN_ISSUER,
     tokenAudience: config.TOKEN_AUDIENCE,
+    jobOutputInlineMaxBytes: config.JOB_OUTPUT_INLINE_MAX_BYTES,
   });
   await app.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT }).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'EADDRINUSE') throw new Error(`port ${config.HTTP_PORT} on ${config.HTTP_HOST} is already taken (set HTTP_PORT)`);

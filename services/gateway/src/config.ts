@@ -22,4 +22,6 @@ export const gatewayEnv = {
   TOKEN_AUDIENCE: env.string('Audience (aud) an access token must carry; the same as identity\'s', 'runnerhub'),
   TRUST_PROXY: env.bool('Take the client address from X-Forwarded-For', false),
   ...rateLimitEnv,
+  // /logs, /stdout and /stderr always answer all of it.
+  JOB_OUTPUT_INLINE_MAX_BYTES: env.int('Most bytes of each of output, stdout and stderr that GET /api/v1/jobs/:id inlines (the end of each; output_truncated says when output was cut)', 1_048_576),
 };

@@ -39,6 +39,8 @@ export interface GatewayDependencies {
   redisTimeoutMs: number;
   tokenIssuer: string;
   tokenAudience: string;
+  /** Most bytes of each of output, stdout and stderr that GET /api/v1/jobs/:id inlines. */
+  jobOutputInlineMaxBytes: number;
 }
 
 /** The HTTP edge: plugins for errors, auth and metrics, then one route module per concern. */
@@ -78,7 +80,7 @@ export async function buildGateway(deps: GatewayDependencies): Promise<FastifyIn
   await app.register(serverRoutes, { bus: deps.bus });
   await app.register(birunServerRoutes, { bus: deps.bus });
   await app.register(nodeRoutes, { bus: deps.bus });
-  await app.register(jobRoutes, { bus: deps.bus });
+  await app.register(jobRoutes, { bus: deps.bus, inlineOutputBytes: deps.jobOutputInlineMaxBytes });
   await app.register(systemRoutes, { bus: deps.bus });
   return app;
 }

@@ -25,7 +25,7 @@ beforeAll(async () => {
   bus = await Bus.connect({ servers: nats.url, name: 'job-stream-test', logger: quiet, registry: new Registry() });
   await ensureStreams(bus);
   app = Fastify();
-  app.get<{ Params: { id: string } }>('/jobs/:id/stream', (request, reply) => streamJob(request, reply, { bus, load: async () => records.get(request.params.id)! }));
+  app.get<{ Params: { id: string } }>('/jobs/:id/stream', (request, reply) => streamJob(request, reply, { bus, job: records.get(request.params.id)! }));
   await app.listen({ host: '127.0.0.1', port: 0 });
 });
 

@@ -13,18 +13,33 @@ export interface OutputChunk {
 /** Receives chunks one at a time, in order; a returned promise holds back the next chunk (and, past a limit, the remote process). */
 export type OutputSink = (chunk: OutputChunk) => void | Promise<void>;
 
+/** The most raw bytes one chunk carries (OutputChunk in executor.proto). */
+export const MAX_CHUNK_BYTES = 64 * 1024;
+
+interface PendingChunk {
+  stream: StreamName;
+  parts: Buffer[];
+  bytes: number;
+  at: Date;
+}
+
 /**
- * Delivers a command's output to a sink in order, one chunk at a time. When
- * the sink falls behind by more than `highWaterBytes`, both streams are
- * paused: ssh2 then stops widening the channel's window, sshd stops reading
- * the command's pipes, and the command blocks on write. Memory stays bounded
- * by this limit plus one SSH window (2 MiB) whatever the command prints.
+ * Delivers a command's output to a sink in order, one chunk at a time.
+ * Output that arrives before the sink takes the last chunk (in the same tick,
+ * as several SSH packets of one socket read do, or while the sink is busy)
+ * joins that chunk, up to MAX_CHUNK_BYTES: fast output travels in few large
+ * chunks, output that trickles goes out at once. When the sink falls behind
+ * by more than `highWaterBytes`, both streams are paused: ssh2 then stops
+ * widening the channel's window, sshd stops reading the command's pipes, and
+ * the command blocks on write. Memory stays bounded by this limit plus one
+ * SSH window (2 MiB) whatever the command prints.
  */
 export class OutputPump {
   private seq = 0;
   private queuedBytes = 0;
   private paused = false;
-  private chain: Promise<void> = Promise.resolve();
+  private readonly queue: PendingChunk[] = [];
+  private delivering: Promise<void> | undefined;
   private failure: unknown;
 
   constructor(
@@ -32,30 +47,49 @@ export class OutputPump {
     private readonly streams: Readable[],
     private readonly onFailure: (error: unknown) => void,
     private readonly highWaterBytes = 1024 * 1024,
+    private readonly maxChunkBytes = MAX_CHUNK_BYTES,
   ) {}
 
   push(stream: StreamName, data: Buffer): void {
     if (data.length === 0) return;
-    const chunk: OutputChunk = { seq: this.seq++, stream, data, at: new Date() };
     this.queuedBytes += data.length;
-    if (!this.paused && this.queuedBytes >= this.highWaterBytes) this.setPaused(true);
-    this.chain = this.chain.then(async () => {
-      try {
-        if (this.failure === undefined) await this.sink(chunk);
-      } catch (error) {
-        this.failure = error;
-        this.onFailure(error);
-      } finally {
-        this.queuedBytes -= data.length;
-        if (this.paused && this.queuedBytes < this.highWaterBytes / 2) this.setPaused(false);
+    for (let offset = 0; offset < data.length; ) {
+      let last = this.queue.at(-1);
+      if (!last || last.stream !== stream || last.bytes === this.maxChunkBytes) {
+        last = { stream, parts: [], bytes: 0, at: new Date() };
+        this.queue.push(last);
       }
-    });
+      const part = data.subarray(offset, offset + this.maxChunkBytes - last.bytes);
+      last.parts.push(part);
+      last.bytes += part.length;
+      offset += part.length;
+    }
+    if (!this.paused && this.queuedBytes >= this.highWaterBytes) this.setPaused(true);
+    this.delivering ??= this.deliver();
   }
 
   /** Resolves once every chunk pushed so far reached the sink; rejects with the sink's error if it failed. */
   async drained(): Promise<void> {
-    await this.chain;
+    while (this.delivering) await this.delivering;
     if (this.failure !== undefined) throw this.failure;
+  }
+
+  private async deliver(): Promise<void> {
+    // Let the rest of this tick's output join the first chunk.
+    await Promise.resolve();
+    for (let next = this.queue.shift(); next; next = this.queue.shift()) {
+      const data = next.parts.length === 1 ? next.parts[0]! : Buffer.concat(next.parts, next.bytes);
+      try {
+        if (this.failure === undefined) await this.sink({ seq: this.seq++, stream: next.stream, data, at: next.at });
+      } catch (error) {
+        this.failure = error;
+        this.onFailure(error);
+      } finally {
+        this.queuedBytes -= next.bytes;
+        if (this.paused && this.queuedBytes < this.highWaterBytes / 2) this.setPaused(false);
+      }
+    }
+    this.delivering = undefined;
   }
 
   private setPaused(paused: boolean): void {

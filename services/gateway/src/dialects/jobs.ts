@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { createClient, type Bus } from '@runnerhub/bus';
 import { schedulerV1 } from '@runnerhub/contracts';
-import { readOutput, streamJob } from './job-output.js';
+import { outputDocument, readOutputTail, streamJob } from './job-output.js';
 import { callerOf, isoTime } from './shared.js';
 
 const uuid = { type: 'string', pattern: '^[0-9a-fA-F-]{36}$' } as const;
@@ -100,8 +100,8 @@ function lastEventIdOf(request: FastifyRequest<{ Querystring: { last_event_id?: 
 }
 
 /** NewRemora's jobs, in the caller's default organisation: tasks of the scheduler, output from LOGS. */
-export async function jobRoutes(app: FastifyInstance, options: { bus: Bus }): Promise<void> {
-  const { bus } = options;
+export async function jobRoutes(app: FastifyInstance, options: { bus: Bus; inlineOutputBytes: number }): Promise<void> {
+  const { bus, inlineOutputBytes } = options;
   const tasks = createClient(bus, schedulerV1.Tasks);
   const config = { dialect: 'newremora' } as const;
   const get = async (request: FastifyRequest, id: string) => (await tasks.get({ caller: callerOf(request), uid: id })).task!;
@@ -178,7 +178,7 @@ export async function jobRoutes(app: FastifyInstance, options: { bus: Bus }): Pr
 
   app.get<{ Params: { id: string } }>('/api/v1/jobs/:id', { config, onRequest: app.authenticate, schema: { params } }, async (request) => {
     const task = await get(request, request.params.id);
-    return envelope({ ...newRemoraJob(task), ...(await readOutput(bus, task.uid, task.attempt)) });
+    return envelope({ ...newRemoraJob(task), ...(await readOutputTail(bus, task.uid, task.attempt, inlineOutputBytes)) });
   });
 
   app.post<{ Params: { id: string } }>('/api/v1/jobs/:id/cancel', { config, onRequest: app.authenticate, schema: { params } }, async (request, reply) => {
@@ -223,11 +223,11 @@ export async function jobRoutes(app: FastifyInstance, options: { bus: Bus }): Pr
     return envelope({ original_job: { id: original!.uid, command: original!.kind === 'command' ? original!.command : null }, new_job: newRemoraJob(task!) });
   });
 
-  for (const [path, field] of [['logs', 'logs'], ['stdout', 'stdout'], ['stderr', 'stderr']] as const) {
-    app.get<{ Params: { id: string } }>(`/api/v1/jobs/:id/${path}`, { config, onRequest: app.authenticate, schema: { params } }, async (request) => {
+  for (const field of ['logs', 'stdout', 'stderr'] as const) {
+    app.get<{ Params: { id: string } }>(`/api/v1/jobs/:id/${field}`, { config, onRequest: app.authenticate, schema: { params } }, async (request, reply) => {
       const task = await get(request, request.params.id);
-      const output = await readOutput(bus, task.uid, task.attempt);
-      return envelope({ id: task.uid, status: task.status, [field]: field === 'logs' ? output.output : output[field] });
+      reply.type('application/json; charset=utf-8');
+      return reply.send(await outputDocument(bus, task, field));
     });
   }
 
@@ -237,7 +237,7 @@ export async function jobRoutes(app: FastifyInstance, options: { bus: Bus }): Pr
     schema: { params, querystring: { type: 'object', properties: { last_event_id: { type: 'string', pattern: '^[0-9]+$' } } } },
   }, async (request, reply) => {
     // Authorised (and 404 for another organisation's job) before the stream opens.
-    await get(request, request.params.id);
-    await streamJob(request, reply, { bus, load: () => get(request, request.params.id), lastEventId: lastEventIdOf(request) });
+    const job = await get(request, request.params.id);
+    await streamJob(request, reply, { bus, job, lastEventId: lastEventIdOf(request) });
   });
 }
