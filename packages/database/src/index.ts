@@ -50,3 +50,4 @@ export function poolOptions(
     onError: (error) => logger.warn({ err: error }, 'database connection lost'),
   };
 }
+export { columnOf, fieldOf, recordsetJson } from './recordset.js';

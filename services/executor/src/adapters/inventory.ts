@@ -2,6 +2,7 @@ import { createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, 
 import { fromBinary } from '@bufbuild/protobuf';
 import { BusError, createClient, type Bus, type ServiceClient } from '@runnerhub/bus';
 import { inventoryV1, type executorV1 } from '@runnerhub/contracts';
+import { onServerChanged } from '@runnerhub/service-kit';
 
 type JobDispatch = executorV1.JobDispatch;
 import type { HostKeyVerifier } from '../domain/host-keys.js';
@@ -31,13 +32,10 @@ export class InventoryCredentials {
     private readonly timeoutMs?: number,
   ) {
     this.servers = createClient(bus, inventoryV1.Servers);
-    // A changed server (a new password or key among others) is asked for again at once; the subject names it.
+    // A changed server (a new password or key among others) is asked for again at once.
     if (cacheMs > 0) {
-      bus.nc.subscribe('events.inventory.server.*.changed', {
-        callback: (_error, msg) => {
-          const serverUid = msg.subject.split('.')[3] ?? '';
-          for (const key of this.cache.keys()) if (key.split('\0')[1]?.toLowerCase() === serverUid) this.cache.delete(key);
-        },
+      onServerChanged(bus, (serverUid) => {
+        for (const key of this.cache.keys()) if (key.split('\0')[1]?.toLowerCase() === serverUid) this.cache.delete(key);
       });
     }
   }

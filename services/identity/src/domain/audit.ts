@@ -1,4 +1,5 @@
 import { BusError } from '@runnerhub/bus';
+import { recordsetJson } from '@runnerhub/database';
 import type { IdentityDb } from '../adapters/database.js';
 import type { AuditLog as AuditRow, Prisma } from '../generated/prisma/client.js';
 
@@ -84,7 +85,7 @@ export class AuditLog {
    * compilation of createMany cost more CPU than PostgreSQL's insert.
    */
   async append(entries: AuditEntry[]): Promise<number> {
-    const rows = JSON.stringify(entries.map(toRow).map((row) => Object.fromEntries(Object.entries(row).map(([field, value]) => [snakeCase(field), value]))));
+    const rows = recordsetJson(entries.map(toRow));
     return this.db.$executeRaw`
       INSERT INTO audit_logs (id, at, actor_id, actor_username, organization_id, action, target, outcome, status_code, client_address, trace_id, request_id)
       SELECT id, at, actor_id, actor_username, organization_id, action, target, outcome, status_code, client_address, trace_id, request_id
@@ -127,8 +128,6 @@ function escapeLike(value: string): string {
 function clean(value: string, max: number): string {
   return value.replaceAll('\u0000', '').slice(0, max);
 }
-
-const snakeCase = (field: string) => field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 
 function toRow(entry: AuditEntry): Prisma.AuditLogCreateManyInput {
   return {

@@ -1,10 +1,7 @@
 import { publishEvent, type Bus } from '@runnerhub/bus';
 import { inventoryV1 } from '@runnerhub/contracts';
+import { serverChangedSubject } from '@runnerhub/service-kit';
 import type { ServerChanged } from '../domain/servers.js';
-
-function serverChangedSubject(serverUid: string): string {
-  return `events.inventory.server.${serverUid}.changed`;
-}
 
 /** Announces changed servers on the bus, so that a service caching a server can drop its copy. */
 export function serverChangedPublisher(bus: Bus): ServerChanged {

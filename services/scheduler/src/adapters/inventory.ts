@@ -1,10 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import { BusError, createClient, type Bus } from '@runnerhub/bus';
 import { inventoryV1, type Caller } from '@runnerhub/contracts';
+import { onServerChanged } from '@runnerhub/service-kit';
 import type { ServerDirectory, TargetServer } from '../domain/access.js';
-
-/** Inventory publishes here whenever a server's record changes or it is deleted. */
-const SERVER_CHANGED = 'events.inventory.server.*.changed';
 
 /**
  * Servers are inventory's; a task records the target as it was when accepted.
@@ -24,12 +22,8 @@ export function inventoryServers(bus: Bus, cacheMs = 0): ServerDirectory {
   if (cacheMs <= 0) return { serverOf: lookup };
 
   const known = new LRUCache<string, TargetServer>({ max: 10_000, ttl: cacheMs });
-  // The subject names the server: nothing to decode.
-  bus.nc.subscribe(SERVER_CHANGED, {
-    callback: (_error, msg) => {
-      const serverUid = msg.subject.split('.')[3];
-      for (const key of known.keys()) if (key.endsWith(`\0${serverUid}`)) known.delete(key);
-    },
+  onServerChanged(bus, (serverUid) => {
+    for (const key of known.keys()) if (key.endsWith(`\0${serverUid}`)) known.delete(key);
   });
   return {
     async serverOf(caller, organizationUid, serverUid) {

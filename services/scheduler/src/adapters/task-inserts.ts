@@ -1,3 +1,4 @@
+import { fieldOf, recordsetJson } from '@runnerhub/database';
 import type pg from 'pg';
 import type { Prisma, Task } from '../generated/prisma/client.js';
 
@@ -13,23 +14,11 @@ const INSERT = `INSERT INTO tasks (${COLUMNS.join(', ')}, updated_at)
   RETURNING *`;
 const BIGINT_FIELDS = new Set(['number', 'dispatchSeq', 'outputChunks']);
 
-/** Name conversions, remembered: this runs for every column of every submitted task. */
-function memoized(convert: (name: string) => string): (name: string) => string {
-  const known = new Map<string, string>();
-  return (name) => {
-    let converted = known.get(name);
-    if (converted === undefined) known.set(name, (converted = convert(name)));
-    return converted;
-  };
-}
-const camel = memoized((column) => column.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase()));
-const snake = memoized((field) => field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`));
-
 /** A row of `tasks` as Prisma returns it: camelCase fields, int8 as BigInt. */
 function taskOf(row: Record<string, unknown>): Task {
   const task: Record<string, unknown> = {};
   for (const column in row) {
-    const field = camel(column);
+    const field = fieldOf(column);
     const value = row[column];
     task[field] = value !== null && BIGINT_FIELDS.has(field) ? BigInt(value as string) : value;
   }
@@ -42,12 +31,7 @@ function taskOf(row: Record<string, unknown>): Task {
  * Returns the stored tasks in the order given.
  */
 export async function insertTasks(pool: pg.Pool, tasks: NewTask[]): Promise<Task[]> {
-  const records = tasks.map((task) => {
-    const record: Record<string, unknown> = {};
-    for (const field in task) record[snake(field)] = task[field as keyof NewTask];
-    return record;
-  });
-  const { rows } = await pool.query<Record<string, unknown>>({ name: 'insert-tasks', text: INSERT, values: [JSON.stringify(records)] });
+  const { rows } = await pool.query<Record<string, unknown>>({ name: 'insert-tasks', text: INSERT, values: [recordsetJson(tasks)] });
   const stored = new Map(rows.map((row) => [row.id as string, taskOf(row)]));
   return tasks.map((task) => stored.get(task.id)!);
 }
