@@ -89,12 +89,14 @@ function authMethods(target: SshTarget): (PublicKeyAuthMethod | PasswordAuthMeth
 
 /**
  * Our own socket with TCP_NODELAY: ssh2 leaves Nagle on, and every channel
- * open then waits about 40 ms for a delayed ACK.
+ * open then waits about 40 ms for a delayed ACK. Its writes are coalesced
+ * per tick (see coalesceWrites).
  */
 function openSocket(target: SshTarget, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const sock = tcpConnect({ host: target.host, port: target.port });
     sock.setNoDelay(true);
+    coalesceWrites(sock);
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new SshError('CONNECT_TIMEOUT', `${serverOf(target)} did not accept a TCP connection within ${timeoutMs} ms`));
@@ -109,6 +111,31 @@ function openSocket(target: SshTarget, timeoutMs: number): Promise<Socket> {
       reject(new SshError('UNREACHABLE', `${serverOf(target)} is unreachable (${error.code ?? error.message})`));
     });
   });
+}
+
+/**
+ * Sends everything written in one tick as one write. ssh2 (without its
+ * native binding, whose install script does not run here) writes each packet
+ * in three pieces (length, payload, MAC), and a job's channel data and EOF
+ * follow one another: with Nagle off every piece was its own segment, a
+ * system call here and a wake-up of sshd there, 15 writes per `echo`
+ * instead of 5.
+ */
+export function coalesceWrites(socket: Socket): void {
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = ((...args: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    return write(...args);
+  }) as Socket['write'];
 }
 
 function classify(error: Error & { level?: string }, server: string, username: string, handshakeTimeoutMs: number): SshError {
