@@ -58,7 +58,7 @@ export async function startIdentity(runtime: ServiceRuntime<IdentityConfig>): Pr
   } else {
     logger.warn({}, 'ADMIN_PASSWORD is not set: no initial admin account');
   }
-  const auditLog = new AuditLog(db);
+  const auditLog = new AuditLog(db, pool);
   const auditConsumer = new AuditConsumer(runtime.bus, auditLog, logger, { batchSize: config.AUDIT_BATCH_SIZE, ackWaitMs: config.AUDIT_ACK_WAIT_MS });
   auditConsumer.start();
 

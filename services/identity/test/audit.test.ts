@@ -104,7 +104,7 @@ beforeAll(async () => {
   bus = await Bus.connect({ servers: nats.url, name: 'audit-test', logger: quiet, registry: createMetricsRegistry('audit-test') });
   await ensureStreams(bus);
   await seedOrganizations();
-  audit = new AuditLog(db);
+  audit = new AuditLog(db, pool);
   consumer = new AuditConsumer(bus, audit, quiet, options);
   consumer.start();
 }, 60_000);
