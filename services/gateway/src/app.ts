@@ -15,6 +15,8 @@ export async function startGateway(runtime: ServiceRuntime<GatewayConfig>): Prom
     commandTimeout: config.REDIS_TIMEOUT_MS,
     maxRetriesPerRequest: 1,
     lazyConnect: true,
+    // Every API request checks its rate limit: the checks issued in one turn of the event loop go in one write.
+    enableAutoPipelining: true,
   });
   redis.on('error', (error: Error) => logger.warn({ err: error }, 'redis error'));
   await redis.connect().catch((error: Error) => logger.warn({ err: error }, 'redis is not reachable yet'));
