@@ -144,51 +144,57 @@ export class Dispatcher {
     }
   }
 
-  /** One pass; returns how many tasks it released. */
+  /**
+   * One pass; returns how many tasks it released. Four round trips to
+   * PostgreSQL at most (one per completed job when slots free one by one):
+   * BEGIN with the lock, the busy slots with the candidates, the record of
+   * the release, COMMIT.
+   */
   async pass(): Promise<number> {
     const client = await this.pool.connect();
     try {
-      await client.query('BEGIN');
-      // Named statements: PostgreSQL plans each once per connection, not on every pass.
-      const { rows: lock } = await client.query<{ locked: boolean }>({ name: 'dispatch-lock', text: 'SELECT pg_try_advisory_xact_lock($1) AS locked', values: [DISPATCH_LOCK] });
-      if (!lock[0]?.locked) {
+      // Two statements, one round trip (the simple protocol; the lock key is our own constant).
+      const [, lock] = (await client.query(`BEGIN; SELECT pg_try_advisory_xact_lock(${DISPATCH_LOCK}) AS locked`)) as unknown as [pg.QueryResult, pg.QueryResult<{ locked: boolean }>];
+      if (!lock.rows[0]?.locked) {
         await client.query('ROLLBACK');
         return 0;
       }
-      const { rows: active } = await client.query<{ server_id: string; n: string }>({
-        name: 'dispatch-active',
-        text: `SELECT server_id, count(*) AS n FROM tasks
-               WHERE status = 'running' OR (status = 'queued' AND dispatched_at IS NOT NULL) GROUP BY server_id`,
-      });
-      const perServer = new Map(active.map((r) => [r.server_id, Number(r.n)]));
-      let free = this.options.maxConcurrent - [...perServer.values()].reduce((a, b) => a + b, 0);
-      if (free <= 0) {
-        await client.query('COMMIT');
-        this.remember(0, perServer);
-        return 0;
-      }
-      // Per server, no more candidates than its limit (its first candidate's max_sessions, or the
-      // default); then priority order across servers. The servers with queued tasks come from a skip
-      // scan of the dispatcher's index (one probe per server), so a pass costs the same with ten
-      // queued tasks or ten thousand.
-      const { rows: candidates } = await client.query<QueuedRow>({
+      // The busy slots per server come with the candidates, as JSON on every row (and on one row of
+      // NULLs when there is no candidate). Per server, no more candidates than its limit (its first
+      // candidate's max_sessions, or the default); then priority order across servers; none at all
+      // when every slot is busy. The servers with queued tasks come from a skip scan of the
+      // dispatcher's index (one probe per server), so a pass costs the same with ten queued tasks or
+      // ten thousand. Named statement: PostgreSQL plans it once per connection, not on every pass.
+      const { rows } = await client.query<QueuedRow & { busy_slots: Record<string, number> | null }>({
         name: 'dispatch-candidates',
-        text: `WITH RECURSIVE waiting(server_id) AS (
+        text: `WITH RECURSIVE active AS (
+                 SELECT server_id, count(*)::int AS n FROM tasks
+                 WHERE status = 'running' OR (status = 'queued' AND dispatched_at IS NOT NULL) GROUP BY server_id
+               ), free AS (
+                 SELECT $3::int - COALESCE((SELECT sum(n) FROM active), 0)::int AS slots
+               ), waiting(server_id) AS (
                  (SELECT server_id FROM tasks WHERE status = 'queued' AND dispatched_at IS NULL ORDER BY server_id LIMIT 1)
                  UNION ALL
                  SELECT (SELECT t.server_id FROM tasks t WHERE t.status = 'queued' AND t.dispatched_at IS NULL AND t.server_id > w.server_id ORDER BY t.server_id LIMIT 1)
                  FROM waiting w WHERE w.server_id IS NOT NULL
+               ), candidates AS (
+                 SELECT q.* FROM waiting w CROSS JOIN LATERAL (
+                   SELECT * FROM tasks t WHERE t.status = 'queued' AND t.dispatched_at IS NULL AND t.server_id = w.server_id
+                   ORDER BY t.priority DESC, t.created_at, t.number
+                   LIMIT COALESCE(NULLIF((
+                     SELECT f.server_max_sessions FROM tasks f WHERE f.status = 'queued' AND f.dispatched_at IS NULL AND f.server_id = w.server_id
+                     ORDER BY f.priority DESC, f.created_at, f.number LIMIT 1), 0), $1)
+                 ) q
+                 ORDER BY q.priority DESC, q.created_at, q.number
+                 LIMIT GREATEST(0, LEAST((SELECT slots FROM free) * 4, $2))
                )
-               SELECT q.* FROM waiting w CROSS JOIN LATERAL (
-                 SELECT * FROM tasks t WHERE t.status = 'queued' AND t.dispatched_at IS NULL AND t.server_id = w.server_id
-                 ORDER BY t.priority DESC, t.created_at, t.number
-                 LIMIT COALESCE(NULLIF((
-                   SELECT f.server_max_sessions FROM tasks f WHERE f.status = 'queued' AND f.dispatched_at IS NULL AND f.server_id = w.server_id
-                   ORDER BY f.priority DESC, f.created_at, f.number LIMIT 1), 0), $1)
-               ) q
-               ORDER BY q.priority DESC, q.created_at, q.number LIMIT $2`,
-        values: [this.options.perServerConcurrency, Math.min(free * 4, this.options.batch * 4)],
+               SELECT c.*, (SELECT json_object_agg(server_id, n) FROM active) AS busy_slots
+               FROM (SELECT 1) one LEFT JOIN candidates c ON true`,
+        values: [this.options.perServerConcurrency, this.options.batch * 4, this.options.maxConcurrent],
       });
+      const perServer = new Map(Object.entries(rows[0]?.busy_slots ?? {}));
+      let free = this.options.maxConcurrent - [...perServer.values()].reduce((a, b) => a + b, 0);
+      const candidates = rows.filter((row) => row.id !== null);
       if (this.limits.size > 10_000) this.limits.clear();
       const seen = new Set<string>();
       for (const row of candidates) {
