@@ -22,9 +22,11 @@ export async function startNats(options: { dataDir: string; port?: number; host?
   mkdirSync(storeDir, { recursive: true });
   requireBinary(NATS_BIN, 'nats-server');
 
+  // nats-server may listen before it writes its pid file: a stop right after the start must not miss it.
+  let pid: number | undefined;
   const start = async () => {
     await assertPortFree(port, 'NATS', host);
-    spawnDaemon(NATS_BIN, ['-js', '-sd', storeDir, '-P', pidFile, '-a', host, '-p', String(port), '-l', join(options.dataDir, 'nats.log')]);
+    pid = spawnDaemon(NATS_BIN, ['-js', '-sd', storeDir, '-P', pidFile, '-a', host, '-p', String(port), '-l', join(options.dataDir, 'nats.log')]);
     await waitFor(`NATS on ${host}:${port}`, () => isPortOpen(port, host));
   };
   await start();
@@ -32,7 +34,7 @@ export async function startNats(options: { dataDir: string; port?: number; host?
     url: `nats://${host}:${port}`,
     port,
     start,
-    kill: () => stopPid(readPid(pidFile), 5_000, 'SIGKILL'),
-    stop: () => stopPid(readPid(pidFile)),
+    kill: () => stopPid(readPid(pidFile) ?? pid, 5_000, 'SIGKILL'),
+    stop: () => stopPid(readPid(pidFile) ?? pid),
   };
 }

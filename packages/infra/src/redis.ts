@@ -17,10 +17,11 @@ export async function startRedis(options: { dataDir: string; port?: number; host
   requireBinary(REDIS_BIN, 'redis-server');
   await assertPortFree(port, 'Redis', host);
   const pidFile = join(options.dataDir, 'redis.pid');
-  spawnDaemon(REDIS_BIN, [
+  const pid = spawnDaemon(REDIS_BIN, [
     '--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no',
     '--dir', options.dataDir, '--pidfile', pidFile, '--logfile', join(options.dataDir, 'redis.log'),
   ]);
   await waitFor(`Redis on ${host}:${port}`, () => isPortOpen(port, host));
-  return { url: `redis://${host}:${port}`, port, stop: () => stopPid(readPid(pidFile)) };
+  // Redis may listen before it writes its pid file: a stop right after the start must not miss it.
+  return { url: `redis://${host}:${port}`, port, stop: () => stopPid(readPid(pidFile) ?? pid) };
 }
