@@ -236,7 +236,7 @@ describe('rateLimitPlugin', () => {
   });
 
   test('with Redis down requests pass without headers, each failure is counted and one warning is logged', async () => {
-    // A socket path nobody listens on: the port of a stopped server could be taken by another test's Redis meanwhile.
+    // A socket path nobody listens on: nothing can answer there (a stopped server's port could still be served).
     const nowhere = join(dataDir, 'no-redis.sock');
     const logLines: string[] = [];
     const { app, registry } = await gateway({}, client(nowhere), logLines);
