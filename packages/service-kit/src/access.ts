@@ -1,6 +1,6 @@
-import { LRUCache } from 'lru-cache';
 import { createClient, subscribeEvents, type Bus } from '@runnerhub/bus';
 import { identityV1, type Caller } from '@runnerhub/contracts';
+import { LookupCache } from './lookup-cache.js';
 
 export type Role = 'viewer' | 'operator' | 'admin';
 
@@ -25,8 +25,7 @@ const USER_CHANGED = 'events.identity.user.*.changed';
 /**
  * Roles are identity's: a call asks it for the caller's membership. With a
  * cache, a grant is reused for `cacheMs` (refusals never are), and identity's
- * user-changed event drops the user's grants at once, so the TTL only bounds
- * how long a lost event can leave a revoked role in force.
+ * user-changed event drops the user's grants at once.
  */
 export function identityAccess(bus: Bus, cache: AccessCacheOptions = { cacheMs: 0 }): OrganizationAccess {
   const organizations = createClient(bus, identityV1.Organizations);
@@ -36,20 +35,11 @@ export function identityAccess(bus: Bus, cache: AccessCacheOptions = { cacheMs: 
   };
   if (cache.cacheMs <= 0) return { organizationOf: authorize };
 
-  const grants = new LRUCache<string, string>({ max: cache.max ?? 10_000, ttl: cache.cacheMs });
-  subscribeEvents(bus, USER_CHANGED, identityV1.UserChangedSchema, (event) => {
-    const prefix = `${event.userUid}\0`;
-    for (const key of grants.keys()) if (key.startsWith(prefix)) grants.delete(key);
-  });
+  const grants = new LookupCache<string>({ ttlMs: cache.cacheMs, max: cache.max });
+  subscribeEvents(bus, USER_CHANGED, identityV1.UserChangedSchema, (event) => grants.dropGroup(event.userUid));
   return {
-    async organizationOf(caller, organizationRef, requiredRole) {
+    organizationOf: (caller, organizationRef, requiredRole) =>
       // The default organisation is the token's: it is part of what was granted.
-      const key = `${caller.userUid}\0${caller.organizationUid}\0${organizationRef}\0${requiredRole}`;
-      const granted = grants.get(key);
-      if (granted) return granted;
-      const organizationUid = await authorize(caller, organizationRef, requiredRole);
-      grants.set(key, organizationUid);
-      return organizationUid;
-    },
+      grants.get(`${caller.userUid}\0${caller.organizationUid}\0${organizationRef}\0${requiredRole}`, caller.userUid, () => authorize(caller, organizationRef, requiredRole)),
   };
 }

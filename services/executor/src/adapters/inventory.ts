@@ -2,7 +2,7 @@ import { createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, 
 import { fromBinary } from '@bufbuild/protobuf';
 import { BusError, createClient, type Bus, type ServiceClient } from '@runnerhub/bus';
 import { inventoryV1, type executorV1 } from '@runnerhub/contracts';
-import { onServerChanged } from '@runnerhub/service-kit';
+import { LookupCache, onServerChanged } from '@runnerhub/service-kit';
 
 type JobDispatch = executorV1.JobDispatch;
 import type { HostKeyVerifier } from '../domain/host-keys.js';
@@ -24,34 +24,25 @@ type ServersClient = ServiceClient<(typeof inventoryV1.Servers)['method']>;
 export class InventoryCredentials {
   private readonly servers: ServersClient;
   /** Recently resolved logins per organisation, server and credential: one request per server every cacheMs, not one per job. */
-  private readonly cache = new Map<string, { until: number; target: Promise<SshTarget> }>();
+  private readonly cache?: LookupCache<SshTarget>;
 
   constructor(
     bus: Bus,
-    private readonly cacheMs = 0,
+    cacheMs = 0,
     private readonly timeoutMs?: number,
   ) {
     this.servers = createClient(bus, inventoryV1.Servers);
-    // A changed server (a new password or key among others) is asked for again at once.
     if (cacheMs > 0) {
-      onServerChanged(bus, (serverUid) => {
-        for (const key of this.cache.keys()) if (key.split('\0')[1]?.toLowerCase() === serverUid) this.cache.delete(key);
-      });
+      const cache = (this.cache = new LookupCache({ ttlMs: cacheMs }));
+      // A changed server (a new password or key among others) is asked for again at once.
+      onServerChanged(bus, (serverUid) => cache.dropGroup(serverUid));
     }
   }
 
   async targetFor(dispatch: JobDispatch): Promise<SshTarget> {
-    if (this.cacheMs <= 0) return this.resolve(dispatch);
+    if (!this.cache) return this.resolve(dispatch);
     const key = [dispatch.organizationUid, dispatch.target?.serverId, dispatch.target?.credentialId, dispatch.target?.credentialVersion, dispatch.target?.hostKeyFingerprint, dispatch.target?.maxSessions].join('\0');
-    const now = Date.now();
-    const cached = this.cache.get(key);
-    if (cached && cached.until > now) return cached.target;
-    if (this.cache.size > 10_000) this.cache.clear();
-    const target = this.resolve(dispatch);
-    this.cache.set(key, { until: now + this.cacheMs, target });
-    // A failure is not remembered.
-    target.catch(() => this.cache.delete(key));
-    return target;
+    return this.cache.get(key, (dispatch.target?.serverId ?? '').toLowerCase(), () => this.resolve(dispatch));
   }
 
   private async resolve(dispatch: JobDispatch): Promise<SshTarget> {

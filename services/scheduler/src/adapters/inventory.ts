@@ -1,7 +1,6 @@
-import { LRUCache } from 'lru-cache';
 import { BusError, createClient, type Bus } from '@runnerhub/bus';
 import { inventoryV1, type Caller } from '@runnerhub/contracts';
-import { onServerChanged } from '@runnerhub/service-kit';
+import { LookupCache, onServerChanged } from '@runnerhub/service-kit';
 import type { ServerDirectory, TargetServer } from '../domain/access.js';
 
 /**
@@ -21,18 +20,10 @@ export function inventoryServers(bus: Bus, cacheMs = 0): ServerDirectory {
   };
   if (cacheMs <= 0) return { serverOf: lookup };
 
-  const known = new LRUCache<string, TargetServer>({ max: 10_000, ttl: cacheMs });
-  onServerChanged(bus, (serverUid) => {
-    for (const key of known.keys()) if (key.endsWith(`\0${serverUid}`)) known.delete(key);
-  });
+  const known = new LookupCache<TargetServer>({ ttlMs: cacheMs });
+  onServerChanged(bus, (serverUid) => known.dropGroup(serverUid));
   return {
-    async serverOf(caller, organizationUid, serverUid) {
-      const key = `${organizationUid}\0${serverUid}`;
-      const cached = known.get(key);
-      if (cached) return cached;
-      const server = await lookup(caller, organizationUid, serverUid);
-      known.set(key, server);
-      return server;
-    },
+    serverOf: (caller, organizationUid, serverUid) =>
+      known.get(`${organizationUid}\0${serverUid}`, serverUid.toLowerCase(), () => lookup(caller, organizationUid, serverUid)),
   };
 }
