@@ -13,6 +13,8 @@ export interface SshdOptions {
   port?: number;
   /** The only account this sshd lets in; created by ensureTestUser when missing. */
   user: string;
+  /** The account's login shell (default /bin/sh). */
+  loginShell?: string;
   /** Turns password login on and sets it as the account's password (the password belongs to the account, not to one sshd). */
   password?: string;
   /** Public keys in authorized_keys format. */
@@ -56,7 +58,7 @@ export async function startSshd(options: SshdOptions): Promise<SshServer> {
   if (options.authorizedKeys?.length) assertSearchable(options.dataDir, options.user);
   // sshd refuses to start without its privilege-separation directory.
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  await ensureTestUser(options.user, options.password);
+  await ensureTestUser(options.user, options.password, options.loginShell);
 
   const paths = {
     config: join(options.dataDir, 'sshd_config'),
@@ -107,7 +109,7 @@ export async function startSshdFleet(count: number, options: Omit<SshdOptions, '
   const first = options.firstAddress ?? 11;
   if (count < 1 || first + count - 1 > 254) throw new InfraError(`a fleet of ${count} from 127.0.0.${first} does not fit in 127.0.0.0/24`);
   // One account for the whole fleet, created before the servers start in parallel.
-  await ensureTestUser(options.user, options.password);
+  await ensureTestUser(options.user, options.password, options.loginShell);
   const servers = await Promise.all(
     Array.from({ length: count }, (_, i) => startSshd({ ...options, address: `127.0.0.${first + i}`, dataDir: join(options.dataDir, `sshd-${i}`) })),
   );
@@ -115,25 +117,28 @@ export async function startSshdFleet(count: number, options: Omit<SshdOptions, '
 }
 
 /**
- * A dedicated login account for test servers: its shell is /bin/sh, so no
- * ~/.bashrc runs before each command (root's costs about 150 ms here). With a
+ * A dedicated login account for test servers: its shell is /bin/sh unless
+ * another is asked for, so no ~/.bashrc runs before each command (root's
+ * costs about 150 ms here). With a
  * password it gets that password; without one, a locked account is unlocked
  * with `*` (no password can match) because sshd without PAM refuses even key
  * logins to a locked account.
  */
-export function ensureTestUser(name: string, password?: string): Promise<void> {
+export function ensureTestUser(name: string, password?: string, loginShell = '/bin/sh'): Promise<void> {
   if (!/^[a-z_][a-z0-9_-]{0,30}$/.test(name) || name === 'root') return Promise.reject(new InfraError(`"${name}" is not a name for a dedicated test account`));
   // One at a time in this process; other processes are met by retrying the shadow tools' locks.
-  const next = accountChanges.then(() => changeAccount(name, password));
+  const next = accountChanges.then(() => changeAccount(name, password, loginShell));
   accountChanges = next.catch(() => {});
   return next;
 }
 
 let accountChanges: Promise<void> = Promise.resolve();
 
-async function changeAccount(name: string, password: string | undefined): Promise<void> {
+async function changeAccount(name: string, password: string | undefined, loginShell: string): Promise<void> {
   await retryLocked(async () => {
-    if (!(await userExists(name))) await execFileAsync('useradd', ['-m', '-s', '/bin/sh', name]);
+    const current = await loginShellOf(name);
+    if (current === undefined) await execFileAsync('useradd', ['-m', '-s', loginShell, name]);
+    else if (current !== loginShell) await execFileAsync('usermod', ['-s', loginShell, name]);
   }, `create the test user ${name}`);
   const current = await shadowHash(name);
   if (password !== undefined) {
@@ -211,8 +216,9 @@ async function generateHostKey(path: string): Promise<string> {
   return fingerprint;
 }
 
-async function userExists(name: string): Promise<boolean> {
-  return execFileAsync('getent', ['passwd', name]).then(() => true, () => false);
+/** Undefined when there is no such account. */
+async function loginShellOf(name: string): Promise<string | undefined> {
+  return execFileAsync('getent', ['passwd', name]).then(({ stdout }) => String(stdout).trim().split(':')[6], () => undefined);
 }
 
 async function shadowHash(name: string): Promise<string> {

@@ -251,7 +251,8 @@ test('a cancel event kills the remote process; heartbeats carry the running job'
   await sleep(600);
   expect(executor.running()).toEqual([{ jobId, attempt: 1 }]);
   expect(beats.some((beat) => beat.running.some((job) => job.jobId === jobId && job.attempt === 1))).toBe(true);
-  expect(await remoteProcesses(fleet.servers[2]!, 'sleep 31')).toHaveLength(1);
+  // The login shell running the command line shows `sleep 31` too.
+  expect((await remoteProcesses(fleet.servers[2]!, 'sleep 31')).filter((line) => line.endsWith(' sleep 31'))).toHaveLength(1);
 
   publishEvent(bus, `events.job.${jobId}.cancel`, JobCancelRequestedSchema, { jobId, organizationUid: orgA, requestedByUid: 'someone', at: timestampNow() });
   const final = await finalOf(jobId);

@@ -38,10 +38,10 @@ async function run(work: RunRequest['work'], extra: Partial<RunRequest> = {}) {
 
 test('a successful command completes with exit code 0, its output and its times', async () => {
   const before = Date.now();
-  const { result, stdout, stderr } = await run({ command: 'echo hello; echo "$0" >&2' });
+  const { result, stdout, stderr } = await run({ command: 'echo hello; echo done >&2' });
   expect(result).toMatchObject({ status: 'completed', exitCode: 0, signal: null, reason: '' });
   expect(stdout).toBe('hello\n');
-  expect(stderr).toBe('/bin/sh\n');
+  expect(stderr).toBe('done\n');
   expect(result.startedAt.getTime()).toBeGreaterThanOrEqual(before);
   expect(result.endedAt.getTime()).toBeGreaterThanOrEqual(result.startedAt.getTime());
   expect(result.cleanup).toBeUndefined();
@@ -77,6 +77,18 @@ test('a script goes over stdin to its interpreter, with the environment, and not
   expect(bash.stdout).toBe(`${tricky}\n$HOME stays literal\nbash\n`);
   const perl = await run({ script: 'print "perl says $ENV{TRICKY}";', shell: 'perl' }, { env: { TRICKY: tricky } });
   expect(perl.stdout).toBe(`perl says ${tricky}`);
+});
+
+test('a command runs as `ssh host command` would, in the login shell with nothing on stdin; with environment, /bin/sh reads it from stdin', async () => {
+  // sshd names the login shell by its base name; /bin/sh reading its program from stdin is /bin/sh.
+  const plain = await run({ command: 'echo "$0"; cat; echo after-eof' });
+  expect(plain.stdout).toBe('sh\nafter-eof\n');
+  const tag = 5000 + Math.floor(Math.random() * 999);
+  const secret = `secret-${tag}`;
+  const withEnv = run({ command: `echo "$0"; sleep 1.${tag}; echo "$TOKEN"` }, { env: { TOKEN: secret } });
+  while ((await remoteProcesses(fleet.servers[0]!, `sleep 1.${tag}`)).length === 0) await sleep(50);
+  expect(await remoteProcesses(fleet.servers[0]!, secret)).toEqual([]);
+  expect((await withEnv).stdout).toBe(`/bin/sh\n${secret}\n`);
 });
 
 test('bad input is refused before anything runs', async () => {

@@ -57,7 +57,13 @@ interface Entry {
   failures: number;
   retryAt: number;
   authHold?: { until: number; error: SshError };
+  /** The account's login shell, as its first connection reported it; undefined when it could not tell. */
+  loginShell?: string;
+  loginShellKnown: boolean;
 }
+
+/** The command line of a session, chosen once the connection (and so the account's login shell) is known. */
+export type CommandLine = string | ((loginShell: string | undefined) => string);
 
 // sshd frees a session slot a moment after it reports the channel closed, so
 // an open right after a close may be refused although MaxSessions is kept.
@@ -97,13 +103,13 @@ export class SshPool {
   }
 
   /** Opens a channel running `command`; its session slot is given back when the channel closes. `urgent` requests jump the queue. */
-  async exec(target: SshTarget, command: string, options: { urgent?: boolean } = {}): Promise<ClientChannel> {
+  async exec(target: SshTarget, command: CommandLine, options: { urgent?: boolean } = {}): Promise<ClientChannel> {
     for (let attempt = 0; ; attempt++) {
       // Looked up each time: an unused entry is forgotten while we wait to retry.
       const entry = this.entryFor(target);
       const connection = await this.acquire(entry, options.urgent ?? false);
       try {
-        const channel = await openChannel(connection.client, command);
+        const channel = await openChannel(connection.client, typeof command === 'string' ? command : command(entry.loginShell));
         this.counters.channelsOpened++;
         channel.once('close', () => this.release(entry, connection));
         return channel;
@@ -143,7 +149,7 @@ export class SshPool {
     const key = poolKeyOf(target);
     let entry = this.entries.get(key);
     if (!entry) {
-      entry = { key, target, maxSessions: 0, connections: [], waiters: [], connecting: false, failures: 0, retryAt: 0 };
+      entry = { key, target, maxSessions: 0, connections: [], waiters: [], connecting: false, failures: 0, retryAt: 0, loginShellKnown: false };
       this.entries.set(key, entry);
     }
     // Inventory may have changed the server's limit since the last request.
@@ -193,6 +199,10 @@ export class SshPool {
       if (backoff > 0) await sleep(backoff);
       this.counters.connectAttempts++;
       const client = await connectSsh(entry.target, this.connectOptions);
+      if (!entry.loginShellKnown) {
+        entry.loginShell = await probeLoginShell(client, this.settings.connectTimeoutMs);
+        entry.loginShellKnown = true;
+      }
       if (this.closed) {
         client.end();
         return;
@@ -246,6 +256,49 @@ export class SshPool {
       waiter.reject(error);
     }
   }
+}
+
+/**
+ * sshd sets SHELL to the account's login shell, and this line means the same
+ * in every shell, POSIX or not. A shell that cannot answer (nologin, a
+ * refused session, no answer in time) counts as unknown.
+ */
+async function probeLoginShell(client: Client, timeoutMs: number): Promise<string | undefined> {
+  try {
+    const channel = await openChannel(client, 'printf %s "$SHELL"');
+    let output = '';
+    const timer = setTimeout(() => channel.close(), timeoutMs);
+    channel.on('data', (data: Buffer) => (output += data.toString()));
+    channel.stderr.resume();
+    channel.end();
+    const exit = await closedWithExit(channel);
+    clearTimeout(timer);
+    return exit?.code === 0 && /^\/\S*$/.test(output) ? output : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ChannelExit {
+  code: number | null;
+  /** As OpenSSH names signals ("TERM"), when the command was killed by one. */
+  signal: string | null;
+}
+
+/**
+ * Resolves when the channel closes, with how its command ended (undefined
+ * when it closed without an exit status). Read from the close event, where
+ * ssh2 repeats the exit status: its 'exit' event can come and go before the
+ * channel is even handed over, when a fast command's whole life arrives in
+ * one read.
+ */
+export function closedWithExit(channel: ClientChannel): Promise<ChannelExit | undefined> {
+  return new Promise((resolve) =>
+    channel.once('close', (code?: number | null, signal?: string) => {
+      if (code === undefined) resolve(undefined);
+      else resolve({ code, signal: code === null ? (signal?.replace(/^SIG/, '') ?? null) : null });
+    }),
+  );
 }
 
 function openChannel(client: Client, command: string): Promise<ClientChannel> {

@@ -3,21 +3,52 @@ import { basename } from 'node:path';
 import { SshError } from './ssh-errors.js';
 
 /**
- * The only command line ever sent to a server. Everything variable (the
- * command, the script, the environment) travels over the channel's stdin as
- * a program for /bin/sh, so nothing user-supplied is quoted into a command
- * line that the login shell parses. `exec` keeps the session's process: sshd
+ * The command line that runs a program sent over the channel's stdin with
+ * /bin/sh, whatever the login shell: scripts always, commands when the login
+ * shell is not a known POSIX shell. `exec` keeps the session's process: sshd
  * made it a session and process-group leader, so `$$` is the group to signal.
  */
 export const REMOTE_COMMAND = 'exec /bin/sh -s';
 
+/** Login shells (by name) that run a POSIX program given to them with -c. */
+const POSIX_LOGIN_SHELLS = new Set(['sh', 'bash', 'dash', 'ash', 'ksh', 'ksh93', 'mksh', 'zsh', 'yash']);
+
+/** A program this long goes over stdin even on a POSIX login shell: Linux limits one argument to 128 KiB. */
+const COMMAND_LINE_MAX_BYTES = 64 * 1024;
+
 export type Work = { command: string } | { script: string; shell?: string };
 
 export interface RemoteProgram {
-  /** What to write to stdin. */
+  /** The program for a POSIX shell. */
   text: string;
   /** Printed first on stdout, followed by the process group id and a newline. */
   marker: string;
+  /**
+   * A command without environment may be the session's command line itself.
+   * A script never is, nor are environment values: a command line shows in
+   * every process list on the server, and values may be secrets.
+   */
+  commandLineOk: boolean;
+}
+
+/** What a session is opened with, and what is then written to its stdin. */
+export interface Launch {
+  commandLine: string;
+  stdin: string;
+}
+
+/**
+ * A command runs in the account's login shell, as `ssh host command` runs
+ * it, when that shell is a POSIX shell: the program is the command line, one
+ * process and nothing on stdin (a second shell reading its program from a
+ * pipe a byte at a time cost about 1 ms of CPU per command). Otherwise, and
+ * for scripts, /bin/sh reads the program from stdin. The command line carries
+ * the user's command as written, nothing else (see commandLineOk).
+ */
+export function launchOf(program: RemoteProgram, loginShell: string | undefined): Launch {
+  const posixLogin = loginShell !== undefined && POSIX_LOGIN_SHELLS.has(basename(loginShell));
+  if (program.commandLineOk && posixLogin && Buffer.byteLength(program.text) <= COMMAND_LINE_MAX_BYTES) return { commandLine: program.text, stdin: '' };
+  return { commandLine: REMOTE_COMMAND, stdin: program.text };
 }
 
 // How each interpreter reads a program from stdin.
@@ -48,7 +79,7 @@ export function buildProgram(work: Work, env: Record<string, string> = {}): Remo
     const body = work.script.endsWith('\n') ? work.script : `${work.script}\n`;
     lines.push(`exec ${shell} ${flag} <<'${end}'\n${body}${end}`);
   }
-  return { text: `${lines.join('\n')}\n`, marker };
+  return { text: `${lines.join('\n')}\n`, marker, commandLineOk: 'command' in work && Object.keys(env).length === 0 };
 }
 
 /**

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClientChannel } from 'ssh2';
-import type { SshPool } from '../adapters/ssh-pool.js';
+import { closedWithExit, type ChannelExit, type SshPool } from '../adapters/ssh-pool.js';
 import type { HostBreakers } from './breaker.js';
 import { OutputPump, PgidMarker, type OutputSink } from './output.js';
-import { buildProgram, killProgram, REMOTE_COMMAND, type RemoteProgram, type Work } from './remote-program.js';
+import { buildProgram, killProgram, launchOf, REMOTE_COMMAND, type Work } from './remote-program.js';
 import { SshError } from './ssh-errors.js';
 import { serverOf, type SshTarget } from './target.js';
 
@@ -70,26 +70,37 @@ export class CommandRunner {
     }
     const program = buildProgram(request.work, request.env);
     if (request.signal?.aborted) return canceledBeforeStart();
-    const channel = await this.breakers.run(serverOf(request.target), () => this.pool.exec(request.target, REMOTE_COMMAND));
-    if (request.signal?.aborted) {
-      // Nothing was written yet: the shell reads end-of-file and exits.
+    let stdin = program.text;
+    const channel = await this.breakers.run(serverOf(request.target), () =>
+      this.pool.exec(request.target, (loginShell) => {
+        const launch = launchOf(program, loginShell);
+        stdin = launch.stdin;
+        return launch.commandLine;
+      }),
+    );
+    // Nothing was written yet: the shell reads end-of-file and exits. (A command
+    // given as the command line already runs: it is stopped as any cancel.)
+    if (request.signal?.aborted && stdin !== '') {
       channel.close();
       return canceledBeforeStart();
     }
-    return this.supervise(channel, program, request);
+    return this.supervise(channel, program.marker, stdin, request);
   }
 
-  private async supervise(channel: ClientChannel, program: RemoteProgram, request: RunRequest): Promise<RunResult> {
+  private async supervise(channel: ClientChannel, markerText: string, stdin: string, request: RunRequest): Promise<RunResult> {
     const startedAt = new Date();
-    const marker = new PgidMarker(program.marker);
+    const marker = new PgidMarker(markerText);
     let announcePgid: () => void = () => {};
     const pgidKnown = new Promise<void>((resolve) => (announcePgid = resolve));
-    let exit: { code: number | null; signal: string | null } | undefined;
+    let exit: ChannelExit | undefined;
     let closed = false;
     let stopReason: StopReason | undefined;
     let cleanup: Promise<Cleanup> | undefined;
 
-    const channelClosed = new Promise<void>((resolve) => channel.once('close', resolve)).then(() => void (closed = true));
+    const channelClosed = closedWithExit(channel).then((ended) => {
+      closed = true;
+      exit = ended;
+    });
     // A job ends when its output does: a shell that exited while its
     // background processes still hold the channel open is not done yet.
     const stop = (why: StopReason) => {
@@ -103,13 +114,12 @@ export class CommandRunner {
       if (marker.pgid !== undefined) announcePgid();
     });
     channel.stderr.on('data', (data: Buffer) => pump.push('stderr', data));
-    // ssh2 names signals "SIGTERM"; the contracts use OpenSSH's "TERM".
-    channel.on('exit', (code: number | null, signal?: string) => (exit = { code: code ?? null, signal: signal?.replace(/^SIG/, '') ?? null }));
-    channel.end(program.text);
+    channel.end(stdin);
 
     const timer = setTimeout(() => stop('timed_out'), request.timeoutMs);
     const onAbort = () => stop('canceled');
     request.signal?.addEventListener('abort', onAbort, { once: true });
+    if (request.signal?.aborted) onAbort();
     await channelClosed;
     clearTimeout(timer);
     request.signal?.removeEventListener('abort', onAbort);
@@ -143,14 +153,11 @@ export class CommandRunner {
     try {
       // Not through the breaker: a host that just failed a probe may still be running our process.
       const channel = await this.pool.exec(target, REMOTE_COMMAND, { urgent: true });
-      const code = await new Promise<number | null>((resolve) => {
-        let status: number | null = null;
-        channel.on('exit', (code: number | null) => (status = code));
-        channel.once('close', () => resolve(status));
-        channel.resume();
-        channel.stderr.resume();
-        channel.end(killProgram(pgid, this.killGraceMs));
-      });
+      const closed = closedWithExit(channel);
+      channel.resume();
+      channel.stderr.resume();
+      channel.end(killProgram(pgid, this.killGraceMs));
+      const code = (await closed)?.code;
       return { pgid, signal: code === 2 ? 'KILL' : 'TERM', verified: code === 0 || code === 2 };
     } catch {
       return { pgid, signal: undefined, verified: false };
@@ -158,7 +165,7 @@ export class CommandRunner {
   }
 }
 
-function describe(stop: StopReason | undefined, exit: { code: number | null; signal: string | null } | undefined, request: RunRequest, outputError: unknown): { status: RunStatus; reason: string } {
+function describe(stop: StopReason | undefined, exit: ChannelExit | undefined, request: RunRequest, outputError: unknown): { status: RunStatus; reason: string } {
   if (stop === 'timed_out') return { status: 'timed_out', reason: `timed out after ${request.timeoutMs} ms` };
   if (stop === 'canceled') return { status: 'canceled', reason: 'canceled while running' };
   if (stop === 'output_failed' || outputError !== undefined) {
