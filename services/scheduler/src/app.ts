@@ -25,7 +25,7 @@ export async function startScheduler(runtime: ServiceRuntime<SchedulerConfig>): 
     intervalMs: config.SCHEDULER_DISPATCH_INTERVAL_MS,
     batch: config.SCHEDULER_DISPATCH_BATCH,
   });
-  const followers = new Followers(bus, lifecycle, logger, { executorLostMs: config.SCHEDULER_EXECUTOR_LOST_MS }, () => dispatcher.poke());
+  const followers = new Followers(bus, lifecycle, logger, { executorLostMs: config.SCHEDULER_EXECUTOR_LOST_MS, runningDelayMs: config.SCHEDULER_RUNNING_DELAY_MS }, () => dispatcher.poke());
   followers.start();
   dispatcher.start();
 

@@ -10,5 +10,6 @@ export const schedulerEnv = {
   SCHEDULER_DISPATCH_INTERVAL_MS: env.int('How often the dispatcher looks for queued tasks when nothing woke it', 250, 10),
   SCHEDULER_DISPATCH_BATCH: env.int('Most tasks released to JOBS in one dispatcher pass', 500, 1),
   SCHEDULER_SERVER_CACHE_MS: env.int("How long a server's record from inventory is reused for new tasks (a change in inventory drops it at once); 0 = ask every time", 5_000, 0),
+  SCHEDULER_RUNNING_DELAY_MS: env.int('How long an executor\'s RUNNING report waits before it is recorded; a task that ends meanwhile is written once, with its final status. 0 = at once', 200, 0),
   SCHEDULER_EXECUTOR_LOST_MS: env.int('A running task whose executor sent no heartbeat for this long fails with executor_lost (or is re-queued when safe_to_retry)', 30_000, 100),
 };

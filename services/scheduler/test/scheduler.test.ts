@@ -130,6 +130,7 @@ async function runToCompletion(dispatch: executorV1.JobDispatch, holdMs = 0, exe
 }
 
 let beats: NodeJS.Timeout;
+const RUNNING_DELAY_MS = 300;
 
 beforeAll(async () => {
   postgres = await startThrowawayPostgres();
@@ -142,7 +143,7 @@ beforeAll(async () => {
   await ensureStreams(bus);
   tasks = new Tasks(db, pool);
   lifecycle = new Lifecycle(pool);
-  followers = new Followers(bus, lifecycle, quiet, { executorLostMs: LOST_MS, retryDelayMs: 100 }, () => dispatchers.forEach((d) => d.poke()));
+  followers = new Followers(bus, lifecycle, quiet, { executorLostMs: LOST_MS, retryDelayMs: 100, runningDelayMs: RUNNING_DELAY_MS }, () => dispatchers.forEach((d) => d.poke()));
   followers.start();
   // The healthy fake executor keeps saying it is alive.
   beats = setInterval(() => heartbeat('fake-1'), 200);
@@ -356,6 +357,29 @@ describe('following status', () => {
     await report(other.id, 1, executorV1.JobStatus.TIMED_OUT, { reasonCode: 'timeout', reason: 'ran past 60 s' });
     await statusDrained();
     expect(await task(other.id)).toMatchObject({ status: 'timed_out', reasonCode: 'timeout', exitCode: null });
+  });
+});
+
+describe('recording RUNNING', () => {
+  test('a task that ends within the delay is written once, with its final status; one still running is recorded after the delay', async () => {
+    const target = server();
+    const quick = await submit(target);
+    const reportedStart = new Date(Date.now() - 60_000);
+    const finalStart = new Date(Date.now() - 1_000);
+    await report(quick.id, 1, executorV1.JobStatus.RUNNING, { startedAt: timestampFromDate(reportedStart) });
+    await report(quick.id, 1, executorV1.JobStatus.COMPLETED, { exitCode: 0, startedAt: timestampFromDate(finalStart), endedAt: timestampFromDate(new Date()) });
+    await statusDrained();
+    // Had RUNNING been written first, its start would have stayed (a final status keeps a recorded start).
+    expect(await task(quick.id)).toMatchObject({ status: 'completed', startedAt: finalStart });
+
+    const slow = await submit(target);
+    const reportedAt = Date.now();
+    await report(slow.id, 1, executorV1.JobStatus.RUNNING, { startedAt: timestampFromDate(new Date()) });
+    await sleep(RUNNING_DELAY_MS / 3);
+    expect(await task(slow.id)).toMatchObject({ status: 'queued' });
+    await statusDrained();
+    expect(await task(slow.id)).toMatchObject({ status: 'running', executorId: 'fake-1' });
+    expect(Date.now() - reportedAt).toBeGreaterThanOrEqual(RUNNING_DELAY_MS);
   });
 });
 

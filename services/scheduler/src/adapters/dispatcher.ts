@@ -153,14 +153,22 @@ export class Dispatcher {
   async pass(): Promise<number> {
     const client = await this.pool.connect();
     try {
-      // Two statements, one round trip (the simple protocol; the lock key is our own constant).
-      const [, lock] = (await client.query(`BEGIN; SELECT pg_try_advisory_xact_lock(${DISPATCH_LOCK}) AS locked`)) as unknown as [pg.QueryResult, pg.QueryResult<{ locked: boolean }>];
+      // Three statements, one round trip (the simple protocol; the lock key is our own constant). Every
+      // task passes through rows that count as busy slots, and each leaves a dead index entry behind:
+      // a bitmap scan visits all of them on every pass until VACUUM, an index scan marks them dead
+      // once and skips them after (1.5 ms a pass after 3,000 jobs, against 0.07 ms).
+      const [, , lock] = (await client.query(`BEGIN; SET LOCAL enable_bitmapscan = off; SELECT pg_try_advisory_xact_lock(${DISPATCH_LOCK}) AS locked`)) as unknown as [
+        pg.QueryResult,
+        pg.QueryResult,
+        pg.QueryResult<{ locked: boolean }>,
+      ];
       if (!lock.rows[0]?.locked) {
         await client.query('ROLLBACK');
         return 0;
       }
       // The busy slots per server come with the candidates, as JSON on every row (and on one row of
-      // NULLs when there is no candidate). Per server, no more candidates than its limit (its first
+      // NULLs when there is no candidate), counted in two index scans (an OR would need a bitmap
+      // scan). Per server, no more candidates than its limit (its first
       // candidate's max_sessions, or the default); then priority order across servers; none at all
       // when every slot is busy. The servers with queued tasks come from a skip scan of the
       // dispatcher's index (one probe per server), so a pass costs the same with ten queued tasks or
@@ -168,8 +176,11 @@ export class Dispatcher {
       const { rows } = await client.query<QueuedRow & { busy_slots: Record<string, number> | null }>({
         name: 'dispatch-candidates',
         text: `WITH RECURSIVE active AS (
-                 SELECT server_id, count(*)::int AS n FROM tasks
-                 WHERE status = 'running' OR (status = 'queued' AND dispatched_at IS NOT NULL) GROUP BY server_id
+                 SELECT server_id, count(*)::int AS n FROM (
+                   SELECT server_id FROM tasks WHERE status = 'running'
+                   UNION ALL
+                   SELECT server_id FROM tasks WHERE status = 'queued' AND dispatched_at IS NOT NULL
+                 ) busy GROUP BY server_id
                ), free AS (
                  SELECT $3::int - COALESCE((SELECT sum(n) FROM active), 0)::int AS slots
                ), waiting(server_id) AS (

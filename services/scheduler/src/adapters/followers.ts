@@ -59,6 +59,13 @@ const MAX_UNAPPLIED = 1_000;
 export interface FollowerOptions {
   /** A running task whose executor was silent this long is lost. */
   executorLostMs: number;
+  /**
+   * How long a RUNNING report waits before it is recorded. A task that ends
+   * meanwhile is written once, with its final status (which carries when it
+   * started), instead of twice: each write of a task row is a new row
+   * version in seven indexes. 0 records it at once.
+   */
+  runningDelayMs?: number;
   ackWaitMs?: number;
   retryDelayMs?: number;
 }
@@ -78,6 +85,8 @@ export class Followers {
   private readonly lastHeard = new Map<string, number>();
   private readonly jobHeard = new Map<string, number>();
   private readonly startedAt = Date.now();
+  /** RUNNING reports waiting to be recorded, by task and attempt. */
+  private readonly deferred = new Map<string, { settle: (submit: boolean) => void }>();
   /** Reports arriving while a batch is being applied go together in the next one; one batch at a time keeps stream order. */
   private readonly reports = new GroupCommit<ReceivedReport, void>((batch) => this.applyBatch(batch), { maxBatch: 200 });
 
@@ -115,6 +124,7 @@ export class Followers {
     if (this.reaper) clearInterval(this.reaper);
     this.heartbeats?.unsubscribe();
     this.messages?.stop();
+    for (const waiting of this.deferred.values()) waiting.settle(true);
     await this.consuming;
   }
 
@@ -201,7 +211,7 @@ export class Followers {
         msg.term();
         continue;
       }
-      const applied: Promise<void> = this.reports.submit({ msg, report }).then(
+      const applied: Promise<void> = this.record({ msg, report }).then(
         () => msg.ack(),
         (error: unknown) => {
           this.logger.warn({ err: error, subject: msg.subject }, 'status not applied; it will be redelivered');
@@ -212,6 +222,33 @@ export class Followers {
       if (applying.size >= MAX_UNAPPLIED) await Promise.race(applying);
     }
     await Promise.all(applying);
+  }
+
+  /**
+   * Submits a report for recording. A RUNNING report waits runningDelayMs
+   * first; the task's final report arriving meanwhile makes it unnecessary
+   * (it is acknowledged unrecorded). Only one task's reports need stream
+   * order, and a late RUNNING never undoes a final status (see Lifecycle).
+   */
+  private record(received: ReceivedReport): Promise<void> {
+    const report = received.report;
+    const delayMs = this.options.runningDelayMs ?? 0;
+    if (!report) return this.reports.submit(received);
+    const key = `${report.taskUid.toLowerCase()}.${report.attempt}`;
+    if (report.status !== 'running') {
+      this.deferred.get(key)?.settle(false);
+      return this.reports.submit(received);
+    }
+    if (delayMs <= 0 || this.stopped || this.deferred.has(key)) return this.reports.submit(received);
+    return new Promise<boolean>((resolve) => {
+      const settle = (submit: boolean) => {
+        clearTimeout(timer);
+        this.deferred.delete(key);
+        resolve(submit);
+      };
+      const timer = setTimeout(() => settle(true), delayMs);
+      this.deferred.set(key, { settle });
+    }).then((submit) => (submit ? this.reports.submit(received) : undefined));
   }
 
   /** One batch of reports, in stream order: one statement per kind, whatever the batch's size. */
