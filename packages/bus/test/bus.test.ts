@@ -1,6 +1,7 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Registry } from 'prom-client';
 import { Health, identityV1 } from '@runnerhub/contracts';
 import { startNats, type NatsServer } from '@runnerhub/infra';
@@ -44,6 +45,28 @@ test('a typed request reaches its subject and the typed reply comes back', async
   expect(reply.expiresIn).toBe(3600);
   const registered = await auth.register({ email: 'a@example.com', fullName: 'A' });
   expect(registered.user?.fullName).toBe('A');
+});
+
+test('an answered request builds no RequestError (the patch of @nats-io/nats-core in patches/ is applied)', async () => {
+  // request.js reads RequestError from this module object at each use; a counting subclass sees every one built.
+  const core = realpathSync(join(dirname(new URL(import.meta.url).pathname), '../node_modules/@nats-io/nats-core'));
+  const errors = createRequire(join(core, 'package.json'))('./lib/errors.js') as { RequestError: new (...args: unknown[]) => Error };
+  const original = errors.RequestError;
+  let built = 0;
+  errors.RequestError = class extends original {
+    constructor(...args: unknown[]) {
+      super(...args);
+      built++;
+    }
+  };
+  try {
+    const auth = createClient(client, identityV1.Auth);
+    for (let i = 0; i < 5; i++) await auth.login({ identifier: `user-${i}`, password: 'x' });
+    expect(built).toBe(0);
+    await expect(auth.login({ identifier: 'slow', password: 'x' })).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+  } finally {
+    errors.RequestError = original;
+  }
 });
 
 test('a shared contract is served under the owning service subject', async () => {
