@@ -24,6 +24,7 @@ export async function startScheduler(runtime: ServiceRuntime<SchedulerConfig>): 
     perServerConcurrency: config.SCHEDULER_PER_SERVER_CONCURRENCY,
     intervalMs: config.SCHEDULER_DISPATCH_INTERVAL_MS,
     batch: config.SCHEDULER_DISPATCH_BATCH,
+    endedUnwritten: () => followers.endedUnwritten(),
   });
   const followers = new Followers(bus, lifecycle, logger, { executorLostMs: config.SCHEDULER_EXECUTOR_LOST_MS, runningDelayMs: config.SCHEDULER_RUNNING_DELAY_MS }, () => dispatcher.poke());
   followers.start();

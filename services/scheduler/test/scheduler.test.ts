@@ -49,7 +49,7 @@ function submit(target: TargetServer, overrides: Partial<TaskInput> = {}): Promi
 }
 
 function dispatcher(options: Partial<DispatcherOptions> = {}): Dispatcher {
-  const d = new Dispatcher(pool, bus, quiet, { maxConcurrent: 100, perServerConcurrency: 10, intervalMs: 50, batch: 100, ...options });
+  const d = new Dispatcher(pool, bus, quiet, { maxConcurrent: 100, perServerConcurrency: 10, intervalMs: 50, batch: 100, endedUnwritten: () => followers.endedUnwritten(), ...options });
   dispatchers.push(d);
   return d;
 }
@@ -244,6 +244,34 @@ describe('dispatching', () => {
       // The executor opens no more channels per connection than the server allows.
       expect(new Set(executor.received.filter((d) => d.target!.serverId === c.uid).map((d) => d.target!.maxSessions))).toEqual(new Set([5]));
     } finally {
+      await executor.stop();
+    }
+  });
+
+  test('a slot is used again as soon as its task is reported ended, before the report is written', async () => {
+    const target = server(1);
+    const first = await submit(target, { priority: 9 });
+    const second = await submit(target, { priority: 1 });
+    const executor = await fakeExecutor(async () => {});
+    const blocker = await pool.connect();
+    try {
+      dispatcher().start();
+      await eventually('the first task to be dispatched', async () => executor.received.length === 1);
+      expect(executor.received[0]!.jobId).toBe(first.id);
+      // The first task's row stays locked: its final status cannot be written meanwhile.
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE', [first.id]);
+      await report(first.id, 1, executorV1.JobStatus.COMPLETED, { exitCode: 0 });
+      await eventually('the second task to be dispatched', async () => executor.received.length === 2, 5_000);
+      expect(executor.received[1]!.jobId).toBe(second.id);
+      expect(await task(first.id)).toMatchObject({ status: 'queued' });
+      await blocker.query('COMMIT');
+      await report(second.id, 1, executorV1.JobStatus.COMPLETED, { exitCode: 0 });
+      await statusDrained();
+      expect(await task(first.id)).toMatchObject({ status: 'completed' });
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+      blocker.release();
       await executor.stop();
     }
   });

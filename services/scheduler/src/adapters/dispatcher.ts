@@ -6,6 +6,12 @@ import type pg from 'pg';
 import { DISPATCH_LOCK } from '../domain/lifecycle.js';
 import { commandLine } from '../domain/shell.js';
 
+/** A task attempt that an executor reported ended. */
+export interface EndedAttempt {
+  id: string;
+  attempt: number;
+}
+
 export interface DispatcherOptions {
   /** Tasks in JOBS or running at once, across every server. */
   maxConcurrent: number;
@@ -13,6 +19,12 @@ export interface DispatcherOptions {
   perServerConcurrency: number;
   intervalMs: number;
   batch: number;
+  /**
+   * Attempts reported ended whose rows may still say otherwise (the report
+   * is being written): their slots are free already, and a pass does not
+   * wait for the write to use them.
+   */
+  endedUnwritten?: () => readonly EndedAttempt[];
 }
 
 interface QueuedRow {
@@ -69,7 +81,7 @@ export function dispatchOf(row: QueuedRow): executorV1.JobDispatch {
 
 /**
  * The pass's two statements, prepared once per connection. The busy slots per
- * server come with the candidates, as JSON on every row (and on one row of
+ * server (less the attempts reported ended, $4 and $5) come with the candidates, as JSON on every row (and on one row of
  * NULLs when there is no candidate), counted in two index scans (an OR would
  * need a bitmap scan). Per server, no more candidates than its limit (its
  * first candidate's max_sessions, or the default); then priority order across
@@ -77,13 +89,13 @@ export function dispatchOf(row: QueuedRow): executorV1.JobDispatch {
  * come from a skip scan of the dispatcher's index (one probe per server), so
  * a pass costs the same with ten queued tasks or ten thousand.
  */
-const PREPARE_STATEMENTS = `PREPARE dispatch_candidates(int, int, int) AS
+const PREPARE_STATEMENTS = `PREPARE dispatch_candidates(int, int, int, uuid[], int[]) AS
   WITH RECURSIVE active AS (
     SELECT server_id, count(*)::int AS n FROM (
-      SELECT server_id FROM tasks WHERE status = 'running'
+      SELECT server_id, id, attempt FROM tasks WHERE status = 'running'
       UNION ALL
-      SELECT server_id FROM tasks WHERE status = 'queued' AND dispatched_at IS NOT NULL
-    ) busy GROUP BY server_id
+      SELECT server_id, id, attempt FROM tasks WHERE status = 'queued' AND dispatched_at IS NOT NULL
+    ) busy WHERE (id, attempt) NOT IN (SELECT * FROM unnest($4, $5)) GROUP BY server_id
   ), free AS (
     SELECT $3::int - COALESCE((SELECT sum(n) FROM active), 0)::int AS slots
   ), waiting(server_id) AS (
@@ -223,9 +235,11 @@ export class Dispatcher {
       // behind: a bitmap scan visits all of them on every pass until VACUUM, an index scan marks them
       // dead once and skips them after (1.5 ms a pass after 3,000 jobs, against 0.07 ms). The
       // candidates are read even when another instance holds the lock, and then ignored.
+      const ended = this.options.endedUnwritten?.() ?? [];
       const [, , lock, candidates] = (await client.query(
         `BEGIN; SET LOCAL enable_bitmapscan = off; SELECT pg_try_advisory_xact_lock(${DISPATCH_LOCK}) AS locked; ` +
-          `EXECUTE dispatch_candidates(${int(this.options.perServerConcurrency)}, ${int(this.options.batch * 4)}, ${int(this.options.maxConcurrent)})`,
+          `EXECUTE dispatch_candidates(${int(this.options.perServerConcurrency)}, ${int(this.options.batch * 4)}, ${int(this.options.maxConcurrent)}, ` +
+          `'{${ended.map((e) => uuid(e.id)).join(',')}}', '{${ended.map((e) => int(e.attempt)).join(',')}}')`,
       )) as unknown as [pg.QueryResult, pg.QueryResult, pg.QueryResult<{ locked: boolean }>, pg.QueryResult<QueuedRow & { busy_slots: Record<string, number> | null }>];
       if (!lock.rows[0]?.locked) {
         await client.query('ROLLBACK');

@@ -7,6 +7,7 @@ import { GroupCommit } from '@runnerhub/service-kit';
 import { executorV1 } from '@runnerhub/contracts';
 import type { Lifecycle, LostTask, StatusReport } from '../domain/lifecycle.js';
 import type { TaskStatusName } from '../domain/tasks.js';
+import type { EndedAttempt } from './dispatcher.js';
 
 type Consumer = Awaited<ReturnType<ReturnType<Bus['jetstream']>['consumers']['get']>>;
 type Messages = Awaited<ReturnType<Consumer['consume']>>;
@@ -85,6 +86,8 @@ export class Followers {
   private readonly lastHeard = new Map<string, number>();
   private readonly jobHeard = new Map<string, number>();
   private readonly startedAt = Date.now();
+  /** Final reports received and not yet written, by task and attempt: their slots are free already. */
+  private readonly ended = new Map<string, EndedAttempt>();
   /** RUNNING reports waiting to be recorded, by task and attempt. */
   private readonly deferred = new Map<string, { settle: (submit: boolean) => void }>();
   /** Reports arriving while a batch is being applied go together in the next one; one batch at a time keeps stream order. */
@@ -126,6 +129,11 @@ export class Followers {
     this.messages?.stop();
     for (const waiting of this.deferred.values()) waiting.settle(true);
     await this.consuming;
+  }
+
+  /** Attempts reported ended whose final status is still being written. */
+  endedUnwritten(): EndedAttempt[] {
+    return [...this.ended.values()];
   }
 
   /** Executors heard from within the loss timeout. */
@@ -237,7 +245,14 @@ export class Followers {
     const key = `${report.taskUid.toLowerCase()}.${report.attempt}`;
     if (report.status !== 'running') {
       this.deferred.get(key)?.settle(false);
-      return this.reports.submit(received);
+      const written = this.reports.submit(received);
+      if (report.status !== 'queued' && !this.ended.has(key)) {
+        // The slot is free now: a dispatch pass need not wait for the write.
+        this.ended.set(key, { id: report.taskUid.toLowerCase(), attempt: report.attempt });
+        void written.finally(() => this.ended.delete(key)).catch(() => {});
+        this.onChange();
+      }
+      return written;
     }
     if (delayMs <= 0 || this.stopped || this.deferred.has(key)) return this.reports.submit(received);
     return new Promise<boolean>((resolve) => {
