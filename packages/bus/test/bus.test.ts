@@ -1,4 +1,4 @@
-import { mkdtempSync, realpathSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -9,11 +9,13 @@ import { Bus, BusError, createClient, discoverServices, ensureStreams, implement
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 let nats: NatsServer;
+let natsDir: string;
 let server: Bus;
 let client: Bus;
 
 beforeAll(async () => {
-  nats = await startNats({ dataDir: mkdtempSync(join(tmpdir(), 'rh-bus-')) });
+  natsDir = mkdtempSync(join(tmpdir(), 'rh-bus-'));
+  nats = await startNats({ dataDir: natsDir });
   server = await Bus.connect({ servers: nats.url, name: 'test-server', logger: quiet, registry: new Registry() });
   client = await Bus.connect({ servers: nats.url, name: 'test-client', logger: quiet, registry: new Registry(), requestTimeoutMs: 1_000 });
   await serveService(server, { name: 'identity', version: '1.2.3', description: 'test' }, [
@@ -36,6 +38,7 @@ afterAll(async () => {
   await client?.drain();
   await server?.drain();
   await nats?.stop();
+  rmSync(natsDir, { recursive: true, force: true });
 });
 
 test('a typed request reaches its subject and the typed reply comes back', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -10,6 +10,7 @@ import { identityAccess } from '@runnerhub/service-kit';
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 const alice = { userUid: 'u-alice', organizationUid: 'org-a', role: '', clientAddress: '', username: 'alice', sessionId: '' } as never;
 let nats: NatsServer;
+let natsDir: string;
 let identity: Bus;
 let client: Bus;
 /** The role alice holds in org-a, as identity would answer. */
@@ -17,7 +18,8 @@ let aliceRole: 'viewer' | 'operator' = 'operator';
 let asked = 0;
 
 beforeAll(async () => {
-  nats = await startNats({ dataDir: mkdtempSync(join(tmpdir(), 'rh-access-')) });
+  natsDir = mkdtempSync(join(tmpdir(), 'rh-access-'));
+  nats = await startNats({ dataDir: natsDir });
   identity = await Bus.connect({ servers: nats.url, name: 'fake-identity', logger: quiet, registry: new Registry() });
   client = await Bus.connect({ servers: nats.url, name: 'client', logger: quiet, registry: new Registry() });
   await serveService(identity, { name: 'identity', version: '0.0.0', description: 'fake' }, [
@@ -36,6 +38,7 @@ afterAll(async () => {
   await client.drain();
   await identity.drain();
   await nats.stop();
+  rmSync(natsDir, { recursive: true, force: true });
 });
 
 beforeEach(() => {
