@@ -114,7 +114,9 @@ export class CommandRunner {
       if (marker.pgid !== undefined) announcePgid();
     });
     channel.stderr.on('data', (data: Buffer) => pump.push('stderr', data));
-    channel.end(stdin);
+    // A fast command's whole life can arrive with the exec reply, and ssh2 ends a closed channel
+    // itself: ending it again would only build an error (with its stack trace) for nobody.
+    if (!channel.writableEnded) channel.end(stdin);
 
     const timer = setTimeout(() => stop('timed_out'), request.timeoutMs);
     const onAbort = () => stop('canceled');
