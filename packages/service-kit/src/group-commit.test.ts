@@ -54,26 +54,6 @@ describe('GroupCommit', () => {
     expect(await Promise.all(others)).toEqual([{ v: 24 }, { e: '13 is refused' }, { v: 28 }]);
   });
 
-  it('runs up to `concurrency` writes at once, each gathering the calls made while the others run', async () => {
-    const batches: number[][] = [];
-    const gates = [deferred<void>(), deferred<void>()];
-    const commit = new GroupCommit<number, number>(async (items) => {
-      const gate = gates[batches.length];
-      batches.push(items);
-      if (gate) await gate.promise;
-      return items;
-    }, { concurrency: 2 });
-    const all = [commit.submit(1), commit.submit(2), commit.submit(3), commit.submit(4)];
-    // Two writes in flight at once: 1 alone, then 2 alone; 3 and 4 wait for one of them.
-    expect(batches).toEqual([[1], [2]]);
-    gates[1]!.resolve();
-    await all[1];
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(batches).toEqual([[1], [2], [3, 4]]);
-    gates[0]!.resolve();
-    expect(await Promise.all(all)).toEqual([1, 2, 3, 4]);
-  });
-
   it('rejects the batch when the write returns the wrong number of results, and keeps working', async () => {
     let broken = true;
     const commit = new GroupCommit<number, number>(async (items) => (broken ? [] : items));

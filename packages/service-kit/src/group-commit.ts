@@ -6,32 +6,31 @@ interface Pending<I, O> {
 
 /**
  * Coalesces concurrent writes into batches, as a database's group commit
- * does: a call made while no write is running is written at once (no added
- * latency when idle); calls made while writes are in flight wait and go
- * together in the next one. By default one write runs at a time, so batches
- * keep the order of the calls; `concurrency` lets that many run at once where
- * the order between batches does not matter. When a batch of several fails,
- * each item is written on its own, so one bad item fails alone.
+ * does: a call made while nothing is being written is written at once (no
+ * added latency when idle); calls made while a write is in flight wait and go
+ * together in the next one. One write runs at a time, so batches keep the
+ * order of the calls. When a batch of several fails, each item is written on
+ * its own, so one bad item fails alone.
  */
 export class GroupCommit<I, O> {
   private queue: Pending<I, O>[] = [];
-  private writing = 0;
+  private writing = false;
 
   constructor(
     /** Writes the items and returns one result per item, in the same order. */
     private readonly write: (items: I[]) => Promise<O[]>,
-    private readonly options: { maxBatch?: number; concurrency?: number } = {},
+    private readonly options: { maxBatch?: number } = {},
   ) {}
 
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
-      if (this.writing < (this.options.concurrency ?? 1)) void this.drain();
+      if (!this.writing) void this.drain();
     });
   }
 
   private async drain(): Promise<void> {
-    this.writing++;
+    this.writing = true;
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.options.maxBatch ?? 500);
@@ -43,7 +42,7 @@ export class GroupCommit<I, O> {
         }
       }
     } finally {
-      this.writing--;
+      this.writing = false;
     }
   }
 

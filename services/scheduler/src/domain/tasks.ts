@@ -98,9 +98,7 @@ export class Tasks {
     private readonly db: SchedulerDb,
     pool: pg.Pool,
   ) {
-    // Two inserts at once: a submission waits for a batch in flight otherwise, and the order between
-    // batches is the order of their commits, which callers never relied on.
-    this.inserts = new GroupCommit((rows) => insertTasks(pool, rows), { concurrency: 2 });
+    this.inserts = new GroupCommit((rows) => insertTasks(pool, rows));
   }
 
   /** Stored as queued before anyone hears of it: a 2xx means the task will run or end with a reason. */
