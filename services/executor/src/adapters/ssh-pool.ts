@@ -264,19 +264,27 @@ export class SshPool {
  * refused session, no answer in time) counts as unknown.
  */
 async function probeLoginShell(client: Client, timeoutMs: number): Promise<string | undefined> {
-  try {
-    const channel = await openChannel(client, 'printf %s "$SHELL"');
+  let channel: ClientChannel | undefined;
+  const probe = (async () => {
+    channel = await openChannel(client, 'printf %s "$SHELL"');
     let output = '';
-    const timer = setTimeout(() => channel.close(), timeoutMs);
     channel.on('data', (data: Buffer) => (output += data.toString()));
     channel.stderr.resume();
     channel.end();
     const exit = await closedWithExit(channel);
-    clearTimeout(timer);
     return exit?.code === 0 && /^\/\S*$/.test(output) ? output : undefined;
-  } catch {
-    return undefined;
-  }
+  })().catch(() => undefined);
+  const giveUp = new AbortController();
+  const timedOut = sleep(timeoutMs, undefined, { signal: giveUp.signal }).then(
+    () => {
+      channel?.close();
+      return undefined;
+    },
+    () => undefined,
+  );
+  const shell = await Promise.race([probe, timedOut]);
+  giveUp.abort();
+  return shell;
 }
 
 export interface ChannelExit {

@@ -246,7 +246,7 @@ export class Followers {
     if (report.status !== 'running') {
       this.deferred.get(key)?.settle(false);
       const written = this.reports.submit(received);
-      if (report.status !== 'queued' && !this.ended.has(key)) {
+      if (!this.ended.has(key)) {
         // The slot is free now: a dispatch pass need not wait for the write.
         this.ended.set(key, { id: report.taskUid.toLowerCase(), attempt: report.attempt });
         void written.finally(() => this.ended.delete(key)).catch(() => {});
