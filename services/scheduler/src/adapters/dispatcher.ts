@@ -81,13 +81,14 @@ export function dispatchOf(row: QueuedRow): executorV1.JobDispatch {
 
 /**
  * The pass's two statements, prepared once per connection. The busy slots per
- * server (less the attempts reported ended, $4 and $5) come with the candidates, as JSON on every row (and on one row of
- * NULLs when there is no candidate), counted in two index scans (an OR would
- * need a bitmap scan). Per server, no more candidates than its limit (its
- * first candidate's max_sessions, or the default); then priority order across
- * servers; none at all when every slot is busy. The servers with queued tasks
- * come from a skip scan of the dispatcher's index (one probe per server), so
- * a pass costs the same with ten queued tasks or ten thousand.
+ * server (less the attempts reported ended, $4 and $5) come with the
+ * candidates, as JSON on every row (and on one row of NULLs when there is no
+ * candidate), counted in two index scans (an OR would need a bitmap scan).
+ * Per server, no more candidates than its limit (its first candidate's
+ * max_sessions, or the default); then priority order across servers; none at
+ * all when every slot is busy. The servers with queued tasks come from a skip
+ * scan of the dispatcher's index (one probe per server), so a pass costs the
+ * same with ten queued tasks or ten thousand.
  */
 const PREPARE_STATEMENTS = `PREPARE dispatch_candidates(int, int, int, uuid[], int[]) AS
   WITH RECURSIVE active AS (
