@@ -1,5 +1,5 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
-import ssh2, { Client, type ParsedKey, type PasswordAuthMethod, type PublicKeyAuthMethod } from 'ssh2';
+import ssh2, { Client, type ClientChannel, type ParsedKey, type PasswordAuthMethod, type PublicKeyAuthMethod } from 'ssh2';
 import type { HostKeyVerifier } from '../domain/host-keys.js';
 import { SshError } from '../domain/ssh-errors.js';
 import { fingerprintOf, serverOf, type SshTarget } from '../domain/target.js';
@@ -85,6 +85,28 @@ function authMethods(target: SshTarget): (PublicKeyAuthMethod | PasswordAuthMeth
   if (password) methods.push({ type: 'password', username, password });
   if (methods.length === 0) throw new SshError('INVALID_CREDENTIALS', `no password or private key for ${username}@${serverOf(target)}`, 'credentials');
   return methods;
+}
+
+export interface ChannelExit {
+  code: number | null;
+  /** As OpenSSH names signals ("TERM"), when the command was killed by one. */
+  signal: string | null;
+}
+
+/**
+ * Resolves when the channel closes, with how its command ended (undefined
+ * when it closed without an exit status). Read from the close event, where
+ * ssh2 repeats the exit status: its 'exit' event can come and go before the
+ * channel is even handed over, when a fast command's whole life arrives in
+ * one read.
+ */
+export function closedWithExit(channel: ClientChannel): Promise<ChannelExit | undefined> {
+  return new Promise((resolve) =>
+    channel.once('close', (code?: number | null, signal?: string) => {
+      if (code === undefined) resolve(undefined);
+      else resolve({ code, signal: code === null ? (signal?.replace(/^SIG/, '') ?? null) : null });
+    }),
+  );
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Client, ClientChannel } from 'ssh2';
 import type { HostKeyVerifier } from '../domain/host-keys.js';
 import { SshError } from '../domain/ssh-errors.js';
 import { poolKeyOf, serverOf, type SshTarget } from '../domain/target.js';
-import { connectSsh, type ConnectOptions } from './ssh-connect.js';
+import { closedWithExit, connectSsh, type ConnectOptions } from './ssh-connect.js';
 
 export interface SshPoolOptions {
   verifyHostKey: HostKeyVerifier;
@@ -285,28 +285,6 @@ async function probeLoginShell(client: Client, timeoutMs: number): Promise<strin
   const shell = await Promise.race([probe, timedOut]);
   giveUp.abort();
   return shell;
-}
-
-export interface ChannelExit {
-  code: number | null;
-  /** As OpenSSH names signals ("TERM"), when the command was killed by one. */
-  signal: string | null;
-}
-
-/**
- * Resolves when the channel closes, with how its command ended (undefined
- * when it closed without an exit status). Read from the close event, where
- * ssh2 repeats the exit status: its 'exit' event can come and go before the
- * channel is even handed over, when a fast command's whole life arrives in
- * one read.
- */
-export function closedWithExit(channel: ClientChannel): Promise<ChannelExit | undefined> {
-  return new Promise((resolve) =>
-    channel.once('close', (code?: number | null, signal?: string) => {
-      if (code === undefined) resolve(undefined);
-      else resolve({ code, signal: code === null ? (signal?.replace(/^SIG/, '') ?? null) : null });
-    }),
-  );
 }
 
 function openChannel(client: Client, command: string): Promise<ClientChannel> {

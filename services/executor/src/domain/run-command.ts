@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClientChannel } from 'ssh2';
-import { closedWithExit, type ChannelExit, type SshPool } from '../adapters/ssh-pool.js';
+import { closedWithExit, type ChannelExit } from '../adapters/ssh-connect.js';
+import type { SshPool } from '../adapters/ssh-pool.js';
 import type { HostBreakers } from './breaker.js';
 import { OutputPump, PgidMarker, type OutputSink } from './output.js';
 import { buildProgram, killProgram, launchOf, REMOTE_COMMAND, type Work } from './remote-program.js';

@@ -5,7 +5,7 @@ import type { Client } from 'ssh2';
 import { BusError, createClient, implement, type Bus, type BusLogger, type Registration } from '@runnerhub/bus';
 import { executorV1, inventoryV1 } from '@runnerhub/contracts';
 import type { InventoryCredentials } from '../adapters/inventory.js';
-import { connectSsh } from '../adapters/ssh-connect.js';
+import { closedWithExit, connectSsh } from '../adapters/ssh-connect.js';
 import type { HostBreakers } from '../domain/breaker.js';
 import type { HostKeyVerifier } from '../domain/host-keys.js';
 import { isSshError } from '../domain/ssh-errors.js';
@@ -144,13 +144,11 @@ function run(client: Client, command: string, server: string): Promise<string> {
       if (error) return reject(new CheckFailure('CHANNEL_OPEN_FAILED', `${server} refused a session: ${error.message}`));
       let stdout = '';
       let stderr = '';
-      let code: number | null = null;
       channel.on('data', (data: Buffer) => void (stdout.length < MAX_OUTPUT && (stdout += data.toString('utf8'))));
       channel.stderr.on('data', (data: Buffer) => void (stderr.length < MAX_OUTPUT && (stderr += data.toString('utf8'))));
-      channel.on('exit', (exitCode: number | null) => (code = exitCode));
-      channel.once('close', () => {
-        if (code === 0) resolve(stdout);
-        else reject(new CheckFailure('COMMAND_FAILED', `the check command failed on ${server} (exit code ${code ?? 'none'}): ${stderr.trim().slice(0, 500)}`));
+      void closedWithExit(channel).then((exit) => {
+        if (exit?.code === 0) resolve(stdout);
+        else reject(new CheckFailure('COMMAND_FAILED', `the check command failed on ${server} (exit code ${exit?.code ?? 'none'}): ${stderr.trim().slice(0, 500)}`));
       });
     });
   });

@@ -24,7 +24,7 @@ export interface DispatcherOptions {
    * is being written): their slots are free already, and a pass does not
    * wait for the write to use them.
    */
-  endedUnwritten?: () => readonly EndedAttempt[];
+  endedUnwritten: () => readonly EndedAttempt[];
 }
 
 interface QueuedRow {
@@ -236,7 +236,7 @@ export class Dispatcher {
       // behind: a bitmap scan visits all of them on every pass until VACUUM, an index scan marks them
       // dead once and skips them after (1.5 ms a pass after 3,000 jobs, against 0.07 ms). The
       // candidates are read even when another instance holds the lock, and then ignored.
-      const ended = this.options.endedUnwritten?.() ?? [];
+      const ended = this.options.endedUnwritten();
       const [, , lock, candidates] = (await client.query(
         `BEGIN; SET LOCAL enable_bitmapscan = off; SELECT pg_try_advisory_xact_lock(${DISPATCH_LOCK}) AS locked; ` +
           `EXECUTE dispatch_candidates(${int(this.options.perServerConcurrency)}, ${int(this.options.batch * 4)}, ${int(this.options.maxConcurrent)}, ` +

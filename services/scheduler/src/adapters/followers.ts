@@ -98,7 +98,7 @@ export class Followers {
     private readonly lifecycle: Lifecycle,
     private readonly logger: BusLogger,
     private readonly options: FollowerOptions,
-    /** Called when a task changed status (a slot may have freed). */
+    /** Called when a slot freed: a task was reported ended, or its executor was lost. */
     private readonly onChange: () => void = () => {},
   ) {}
 
@@ -270,15 +270,13 @@ export class Followers {
   private async applyBatch(batch: readonly ReceivedReport[]): Promise<void[]> {
     const reports = batch.flatMap(({ report }) => (report ? [report] : []));
     const changed = await this.lifecycle.applyAll(reports);
-    let slotFreed = false;
     for (const report of reports) {
       // A RUNNING report changes nothing when a redelivered dispatch runs the task again elsewhere, but says who runs it now.
       if (report.status === 'running') this.jobHeard.set(`${report.taskUid}.${report.attempt}`, Date.now());
       if (!changed.has(report.taskUid.toLowerCase())) continue;
       if (report.executorId) this.lastHeard.set(report.executorId, Math.max(this.lastHeard.get(report.executorId) ?? 0, Date.now()));
-      if (report.status !== 'running') slotFreed = true;
     }
-    if (slotFreed) this.onChange();
+    // No dispatch pass is asked for here: a final report asked for one when it arrived (see record).
     return batch.map(() => undefined);
   }
 }
