@@ -1,4 +1,4 @@
-export { startNats, type NatsServer } from './nats.js';
+export { startNats, type NatsOptions, type NatsServer } from './nats.js';
 export { startPostgres, startThrowawayPostgres, type PostgresServer, type ThrowawayPostgres } from './postgres.js';
 export { startRedis, type RedisServer } from './redis.js';
 export { freePort, isPortOpen, waitFor, stopPid, readPid, isAlive, InfraError, spawnDaemon, assertPortFree } from './process.js';

@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNats } from './nats.js';
-import { isPortOpen } from './process.js';
+import { isPortOpen, readPid, waitFor } from './process.js';
 import { startRedis } from './redis.js';
 
 let dir: string;
@@ -22,4 +22,19 @@ test.each([
   rmSync(join(dataDir, pidFile), { force: true });
   await server.stop();
   expect(await isPortOpen(server.port)).toBe(false);
+});
+
+test.each([
+  { maxProcs: undefined, expected: process.env.GOMAXPROCS ?? '1' },
+  { maxProcs: 2, expected: '2' },
+])('nats-server runs with GOMAXPROCS=$expected when asked for $maxProcs', async ({ maxProcs, expected }) => {
+  const dataDir = join(dir, `nats-procs-${expected}`);
+  const server = await startNats({ dataDir, maxProcs });
+  try {
+    let pid: number | undefined;
+    await waitFor('the pid file of nats-server', async () => (pid = readPid(join(dataDir, 'nats.pid'))) !== undefined);
+    expect(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')).toContain(`GOMAXPROCS=${expected}`);
+  } finally {
+    await server.stop();
+  }
 });
