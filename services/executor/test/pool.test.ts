@@ -71,6 +71,36 @@ test('the next 100 commands reuse the open connections without a single new logi
   expect(pool.stats().connectionsOpened).toBe(opened);
 });
 
+test('commands one after another each start on a session opened while the previous one ran', async () => {
+  const ownPool = new SshPool({ verifyHostKey: trustOnFirstUse(new MemoryHostKeys()) });
+  const ownRunner = new CommandRunner(ownPool, breakers);
+  try {
+    for (let i = 0; i < 5; i++) {
+      const result = await ownRunner.run({ target: targets[3]!, work: { command: `echo ${i}` }, timeoutMs: 5_000, onOutput: () => {} });
+      expect(result.status).toBe('completed');
+    }
+    expect(ownPool.stats()).toMatchObject({ channelsOpened: 5, channelsPreopened: 5, channelOpenRetries: 0, connectionsOpened: 1 });
+  } finally {
+    await ownPool.close();
+  }
+});
+
+test('a spare session never takes the last slot: with one session allowed, every command opens its own', async () => {
+  const ownPool = new SshPool({ verifyHostKey: trustOnFirstUse(new MemoryHostKeys()) });
+  const ownRunner = new CommandRunner(ownPool, breakers);
+  try {
+    for (let i = 0; i < 5; i++) {
+      let stdout = '';
+      const result = await ownRunner.run({ target: passwordTarget(fleet.servers[4]!, undefined, 1), work: { command: `echo ${i}` }, timeoutMs: 5_000, onOutput: (chunk) => void (stdout += chunk.data.toString()) });
+      expect(result.status).toBe('completed');
+      expect(stdout).toBe(`${i}\n`);
+    }
+    expect(ownPool.stats()).toMatchObject({ channelsOpened: 5, channelsPreopened: 0, peakChannelsPerConnection: 1 });
+  } finally {
+    await ownPool.close();
+  }
+});
+
 /** Kills the sshd process behind each connection the server accepted so far, as a network drop would end them. */
 async function dropConnections(server: SshServer): Promise<void> {
   for (const match of readFileSync(server.logFile, 'utf8').matchAll(/User child is on pid (\d+)/g)) {

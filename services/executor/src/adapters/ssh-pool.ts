@@ -5,6 +5,15 @@ import { SshError } from '../domain/ssh-errors.js';
 import { poolKeyOf, serverOf, type SshTarget } from '../domain/target.js';
 import { closedWithExit, connectSsh, type ConnectOptions } from './ssh-connect.js';
 
+// Two methods our patch of ssh2 adds (patches/ssh2@1.17.0.patch): a session
+// opened ahead of its command, and the command started on it later.
+declare module 'ssh2' {
+  interface Client {
+    openSession(callback: (error: Error | undefined, session: ClientChannel) => void): void;
+    execOn(session: ClientChannel, command: string, callback: (error: Error | undefined, channel: ClientChannel) => void): void;
+  }
+}
+
 export interface SshPoolOptions {
   verifyHostKey: HostKeyVerifier;
   connectTimeoutMs?: number;
@@ -31,6 +40,8 @@ export interface PoolStats {
   connectionsOpened: number;
   openConnections: number;
   channelsOpened: number;
+  /** Of those, how many ran on a session opened ahead of them. */
+  channelsPreopened: number;
   channelOpenRetries: number;
   peakChannelsPerConnection: number;
 }
@@ -39,6 +50,12 @@ interface Connection {
   readonly client: Client;
   active: number;
   idleTimer?: NodeJS.Timeout;
+  /**
+   * A session opened ahead of the next command (undefined when it could not
+   * be opened). It holds one of the connection's MaxSessions, and leaves one
+   * more free (see keepSpare).
+   */
+  spare?: Promise<ClientChannel | undefined>;
 }
 
 interface Waiter {
@@ -62,8 +79,18 @@ interface Entry {
   loginShellKnown: boolean;
 }
 
-/** The command line of a session, chosen once the connection (and so the account's login shell) is known. */
-export type CommandLine = string | ((loginShell: string | undefined) => string);
+/**
+ * What a session runs. With `closeInput`, the command reads nothing: its
+ * stdin is closed in the same packet burst as the exec request, so sshd gets
+ * both in one read.
+ */
+export interface SessionCommand {
+  commandLine: string;
+  closeInput?: boolean;
+}
+
+/** A session's command, or one chosen once the connection (and so the account's login shell) is known. */
+export type CommandLine = SessionCommand | ((loginShell: string | undefined) => SessionCommand);
 
 // sshd frees a session slot a moment after it reports the channel closed, so
 // an open right after a close may be refused although MaxSessions is kept.
@@ -81,7 +108,7 @@ export class SshPool {
   private readonly entries = new Map<string, Entry>();
   private readonly settings: Required<Omit<SshPoolOptions, 'verifyHostKey'>>;
   private readonly connectOptions: ConnectOptions;
-  private readonly counters = { connectAttempts: 0, connectionsOpened: 0, channelsOpened: 0, channelOpenRetries: 0, peakChannelsPerConnection: 0 };
+  private readonly counters = { connectAttempts: 0, connectionsOpened: 0, channelsOpened: 0, channelsPreopened: 0, channelOpenRetries: 0, peakChannelsPerConnection: 0 };
   private closed = false;
 
   constructor({ verifyHostKey, ...tunables }: SshPoolOptions) {
@@ -102,14 +129,14 @@ export class SshPool {
     this.connectOptions = { verifyHostKey, ...this.settings };
   }
 
-  /** Opens a channel running `command`; its session slot is given back when the channel closes. `urgent` requests jump the queue. */
+  /** Starts `command` on a session of its own; its session slot is given back when the channel closes. `urgent` requests jump the queue. */
   async exec(target: SshTarget, command: CommandLine, options: { urgent?: boolean } = {}): Promise<ClientChannel> {
     for (let attempt = 0; ; attempt++) {
       // Looked up each time: an unused entry is forgotten while we wait to retry.
       const entry = this.entryFor(target);
       const connection = await this.acquire(entry, options.urgent ?? false);
       try {
-        const channel = await openChannel(connection.client, typeof command === 'string' ? command : command(entry.loginShell));
+        const channel = await this.start(entry, connection, typeof command === 'function' ? command(entry.loginShell) : command);
         this.counters.channelsOpened++;
         channel.once('close', () => this.release(entry, connection));
         return channel;
@@ -122,6 +149,37 @@ export class SshPool {
         await sleep(2 ** attempt);
       }
     }
+  }
+
+  /**
+   * Starts the command on the connection's spare session when there is one,
+   * else on a session of its own, and opens the next spare meanwhile: with
+   * one ready, a command costs the server one round trip instead of two.
+   */
+  private async start(entry: Entry, connection: Connection, command: SessionCommand): Promise<ClientChannel> {
+    const spare = connection.spare;
+    connection.spare = undefined;
+    this.keepSpare(entry, connection);
+    const ready = await spare;
+    // A spare that went meanwhile fails the exec at once, and exec() tries again with a session of its own.
+    const channel = await execOn(connection.client, ready ?? (await openSession(connection.client)), command);
+    if (ready) this.counters.channelsPreopened++;
+    return channel;
+  }
+
+  /**
+   * Opens a spare session on the connection if it has none and a slot stays
+   * free besides: sshd still counts a session it just reported closed, and
+   * refuses an open that only that slot would make room for.
+   */
+  private keepSpare(entry: Entry, connection: Connection): void {
+    if (this.closed || connection.spare || connection.active + 2 > entry.maxSessions || !entry.connections.includes(connection)) return;
+    const spare = openSession(connection.client).catch(() => undefined);
+    connection.spare = spare;
+    // One that failed to open is forgotten: the next command opens its own session and tries again.
+    void spare.then((session) => {
+      if (!session && connection.spare === spare) connection.spare = undefined;
+    });
   }
 
   stats(): PoolStats {
@@ -214,6 +272,7 @@ export class SshPool {
       entry.connections.push(connection);
       this.counters.connectionsOpened++;
       client.once('close', () => this.drop(entry, connection));
+      this.keepSpare(entry, connection);
     } catch (error) {
       const failure = error instanceof SshError ? error : new SshError('CONNECTION_LOST', (error as Error).message);
       if (failure.kind === 'AUTH_FAILED') entry.authHold = { until: Date.now() + this.settings.authFailureHoldMs, error: failure };
@@ -231,6 +290,7 @@ export class SshPool {
 
   private release(entry: Entry, connection: Connection): void {
     connection.active--;
+    this.keepSpare(entry, connection);
     if (connection.active === 0 && entry.connections.includes(connection)) {
       connection.idleTimer = setTimeout(() => connection.client.end(), this.settings.idleTimeoutMs);
       connection.idleTimer.unref();
@@ -266,11 +326,10 @@ export class SshPool {
 async function probeLoginShell(client: Client, timeoutMs: number): Promise<string | undefined> {
   let channel: ClientChannel | undefined;
   const probe = (async () => {
-    channel = await openChannel(client, 'printf %s "$SHELL"');
+    channel = await execOn(client, await openSession(client), { commandLine: 'printf %s "$SHELL"', closeInput: true });
     let output = '';
     channel.on('data', (data: Buffer) => (output += data.toString()));
     channel.stderr.resume();
-    channel.end();
     const exit = await closedWithExit(channel);
     return exit?.code === 0 && /^\/\S*$/.test(output) ? output : undefined;
   })().catch(() => undefined);
@@ -287,15 +346,32 @@ async function probeLoginShell(client: Client, timeoutMs: number): Promise<strin
   return shell;
 }
 
-function openChannel(client: Client, command: string): Promise<ClientChannel> {
+function openSession(client: Client): Promise<ClientChannel> {
   return new Promise((resolve, reject) => {
     try {
-      client.exec(command, (error, channel) => (error ? reject(error) : resolve(channel)));
+      client.openSession((error, session) => (error ? reject(error) : resolve(session)));
     } catch (error) {
       // ssh2 throws "Not connected" at once on a connection that just ended.
       reject(error);
     }
   });
+}
+
+/**
+ * Sends the exec request (and the end of input, when the command reads none)
+ * at once; resolves when sshd confirms. A refused session is closed, so that
+ * it frees its slot.
+ */
+function execOn(client: Client, session: ClientChannel, command: SessionCommand): Promise<ClientChannel> {
+  const started = new Promise<ClientChannel>((resolve, reject) =>
+    client.execOn(session, command.commandLine, (error, channel) => {
+      if (!error) return resolve(channel);
+      session.close();
+      reject(error);
+    }),
+  );
+  if (command.closeInput) session.eof();
+  return started;
 }
 
 /** Exponential with jitter, so many executors do not reconnect in step. */
