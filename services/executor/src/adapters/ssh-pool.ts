@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, ClientChannel } from 'ssh2';
 import type { HostKeyVerifier } from '../domain/host-keys.js';
+import type { Launch } from '../domain/remote-program.js';
 import { SshError } from '../domain/ssh-errors.js';
 import { poolKeyOf, serverOf, type SshTarget } from '../domain/target.js';
 import { closedWithExit, connectSsh, type ConnectOptions } from './ssh-connect.js';
@@ -80,17 +81,12 @@ interface Entry {
 }
 
 /**
- * What a session runs. With `closeInput`, the command reads nothing: its
- * stdin is closed in the same packet burst as the exec request, so sshd gets
- * both in one read.
+ * What a session runs, or what to run chosen once the connection (and so the
+ * account's login shell) is known. Its stdin is the caller's to write once
+ * the command started; when there is none, the pool closes the input with
+ * the exec request, so sshd gets both in one read.
  */
-export interface SessionCommand {
-  commandLine: string;
-  closeInput?: boolean;
-}
-
-/** A session's command, or one chosen once the connection (and so the account's login shell) is known. */
-export type CommandLine = SessionCommand | ((loginShell: string | undefined) => SessionCommand);
+export type SessionLaunch = Launch | ((loginShell: string | undefined) => Launch);
 
 // sshd frees a session slot a moment after it reports the channel closed, so
 // an open right after a close may be refused although MaxSessions is kept.
@@ -130,7 +126,7 @@ export class SshPool {
   }
 
   /** Starts `command` on a session of its own; its session slot is given back when the channel closes. `urgent` requests jump the queue. */
-  async exec(target: SshTarget, command: CommandLine, options: { urgent?: boolean } = {}): Promise<ClientChannel> {
+  async exec(target: SshTarget, command: SessionLaunch, options: { urgent?: boolean } = {}): Promise<ClientChannel> {
     for (let attempt = 0; ; attempt++) {
       // Looked up each time: an unused entry is forgotten while we wait to retry.
       const entry = this.entryFor(target);
@@ -156,7 +152,7 @@ export class SshPool {
    * else on a session of its own, and opens the next spare meanwhile: with
    * one ready, a command costs the server one round trip instead of two.
    */
-  private async start(entry: Entry, connection: Connection, command: SessionCommand): Promise<ClientChannel> {
+  private async start(entry: Entry, connection: Connection, command: Launch): Promise<ClientChannel> {
     const spare = connection.spare;
     connection.spare = undefined;
     this.keepSpare(entry, connection);
@@ -326,7 +322,7 @@ export class SshPool {
 async function probeLoginShell(client: Client, timeoutMs: number): Promise<string | undefined> {
   let channel: ClientChannel | undefined;
   const probe = (async () => {
-    channel = await execOn(client, await openSession(client), { commandLine: 'printf %s "$SHELL"', closeInput: true });
+    channel = await execOn(client, await openSession(client), { commandLine: 'printf %s "$SHELL"', stdin: '' });
     let output = '';
     channel.on('data', (data: Buffer) => (output += data.toString()));
     channel.stderr.resume();
@@ -362,7 +358,7 @@ function openSession(client: Client): Promise<ClientChannel> {
  * at once; resolves when sshd confirms. A refused session is closed, so that
  * it frees its slot.
  */
-function execOn(client: Client, session: ClientChannel, command: SessionCommand): Promise<ClientChannel> {
+function execOn(client: Client, session: ClientChannel, command: Launch): Promise<ClientChannel> {
   const started = new Promise<ClientChannel>((resolve, reject) =>
     client.execOn(session, command.commandLine, (error, channel) => {
       if (!error) return resolve(channel);
@@ -370,7 +366,7 @@ function execOn(client: Client, session: ClientChannel, command: SessionCommand)
       reject(error);
     }),
   );
-  if (command.closeInput) session.eof();
+  if (command.stdin === '') session.eof();
   return started;
 }
 

@@ -76,7 +76,7 @@ export class CommandRunner {
       this.pool.exec(request.target, (loginShell) => {
         const launch = launchOf(program, loginShell);
         stdin = launch.stdin;
-        return { commandLine: launch.commandLine, closeInput: stdin === '' };
+        return launch;
       }),
     );
     // Nothing was written yet: the shell reads end-of-file and exits. (A command
@@ -117,11 +117,8 @@ export class CommandRunner {
     channel.stderr.on('data', (data: Buffer) => pump.push('stderr', data));
     // A fast command's whole life can arrive with the exec reply, and ssh2 ends a closed channel
     // itself: ending it again would only build an error (with its stack trace) for nobody. Without
-    // input, the end of it went with the exec request.
-    if (!channel.writableEnded) {
-      if (stdin === '') channel.end();
-      else channel.end(stdin);
-    }
+    // input, the end of it went with the exec request (and an empty chunk would be written after it).
+    if (!channel.writableEnded) channel.end(stdin || undefined);
 
     const timer = setTimeout(() => stop('timed_out'), request.timeoutMs);
     const onAbort = () => stop('canceled');
@@ -159,11 +156,12 @@ export class CommandRunner {
   private async killGroup(target: SshTarget, pgid: number): Promise<Cleanup> {
     try {
       // Not through the breaker: a host that just failed a probe may still be running our process.
-      const channel = await this.pool.exec(target, { commandLine: REMOTE_COMMAND }, { urgent: true });
+      const launch = { commandLine: REMOTE_COMMAND, stdin: killProgram(pgid, this.killGraceMs) };
+      const channel = await this.pool.exec(target, launch, { urgent: true });
       const closed = closedWithExit(channel);
       channel.resume();
       channel.stderr.resume();
-      channel.end(killProgram(pgid, this.killGraceMs));
+      channel.end(launch.stdin);
       const code = (await closed)?.code;
       return { pgid, signal: code === 2 ? 'KILL' : 'TERM', verified: code === 0 || code === 2 };
     } catch {
