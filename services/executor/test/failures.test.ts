@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SshPool, type SshPoolOptions } from '../src/adapters/ssh-pool.js';
@@ -146,4 +147,24 @@ test('a server that accepts TCP but never speaks SSH fails with a handshake time
   expect(error.kind).toBe('HANDSHAKE_TIMEOUT');
   expect(error.message).toBe(`127.0.0.49:${port} did not complete the SSH handshake within 300 ms`);
   expect(Date.now() - started).toBeLessThan(2_000);
+});
+
+test('a server that stops answering on an open connection fails the command after the start timeout, not never', async () => {
+  const server = fleet.servers[3]!;
+  const { run } = setup(undefined, { startTimeoutMs: 500 });
+  const target = passwordTarget(server);
+  expect((await run(target)).status).toBe('completed');
+  // The processes serving this server's connections, as sshd logged them: stopped, they read nothing.
+  const children = [...readFileSync(server.logFile, 'utf8').matchAll(/User child is on pid (\d+)/g)].map((match) => Number(match[1]));
+  for (const pid of children) process.kill(pid, 'SIGSTOP');
+  try {
+    const started = Date.now();
+    const error = await failure(run(target));
+    expect(error.kind).toBe('CHANNEL_OPEN_FAILED');
+    expect(error.message).toBe(`${serverOf(server)} did not start the command within 500 ms`);
+    expect(Date.now() - started).toBeLessThan(3_000);
+  } finally {
+    for (const pid of children) process.kill(pid, 'SIGCONT');
+  }
+  expect((await run(target)).status).toBe('completed');
 });

@@ -29,6 +29,8 @@ export interface SshPoolOptions {
   idleTimeoutMs?: number;
   /** How long a request may wait for a free session. */
   acquireTimeoutMs?: number;
+  /** How long sshd may take to open a session and start its command: a server that stops answering fails the job instead of holding its slot. */
+  startTimeoutMs?: number;
   /** Reconnect backoff after failed connection attempts: doubles from initial up to max. */
   backoffInitialMs?: number;
   backoffMaxMs?: number;
@@ -117,6 +119,7 @@ export class SshPool {
       defaultMaxSessions: 10,
       idleTimeoutMs: 60_000,
       acquireTimeoutMs: 30_000,
+      startTimeoutMs: 15_000,
       backoffInitialMs: 250,
       backoffMaxMs: 10_000,
       authFailureHoldMs: 60_000,
@@ -132,12 +135,14 @@ export class SshPool {
       const entry = this.entryFor(target);
       const connection = await this.acquire(entry, options.urgent ?? false);
       try {
-        const channel = await this.start(entry, connection, typeof command === 'function' ? command(entry.loginShell) : command);
+        const channel = await this.startWithin(entry, this.start(entry, connection, typeof command === 'function' ? command(entry.loginShell) : command));
         this.counters.channelsOpened++;
         channel.once('close', () => this.release(entry, connection));
         return channel;
       } catch (error) {
         this.release(entry, connection);
+        // A server that did not answer in time is not asked again at once.
+        if (error instanceof SshError) throw error;
         if (attempt >= OPEN_RETRIES) {
           throw new SshError('CHANNEL_OPEN_FAILED', `${serverOf(target)} refused a new session: ${(error as Error).message}`);
         }
@@ -161,6 +166,26 @@ export class SshPool {
     const channel = await execOn(connection.client, ready ?? (await openSession(connection.client)), command);
     if (ready) this.counters.channelsPreopened++;
     return channel;
+  }
+
+  /** The started channel, or CHANNEL_OPEN_FAILED once startTimeoutMs passed without one; a late one is closed. */
+  private startWithin(entry: Entry, started: Promise<ClientChannel>): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        void started.then((channel) => channel.close(), () => undefined);
+        reject(new SshError('CHANNEL_OPEN_FAILED', `${serverOf(entry.target)} did not start the command within ${this.settings.startTimeoutMs} ms`));
+      }, this.settings.startTimeoutMs);
+      started.then(
+        (channel) => {
+          clearTimeout(timer);
+          resolve(channel);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
   }
 
   /**
