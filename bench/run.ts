@@ -14,7 +14,7 @@
  * benchmark itself could not run.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -141,6 +141,8 @@ interface Platform {
   cpuGroups: (extra?: Map<string, number[]>) => Map<string, number[]>;
   /** Stops it and removes its data directory (also done by the cleanup; runs once). */
   stop: () => Promise<void>;
+  /** Copies the services' and nats-server's logs into bench/results/ before the data directory goes; returns where. */
+  keepLogs: (why: string) => string;
 }
 
 /** Starts a platform (all services, or `services`) on free ports in a throw-away directory. */
@@ -192,7 +194,14 @@ async function launchPlatform(label: string, serviceEnv: Partial<Record<ServiceN
     await stopStack();
     await removeDir();
   };
-  return { stack, dataDir, identityMetricsPort, startS, cpuGroups, stop };
+  const keepLogs = (why: string) => {
+    const to = join(dirname(RESULTS_FILE), `logs-${new Date().toISOString().replace(/[:.]/g, '-')}-${why}`);
+    cpSync(join(dataDir, 'logs'), to, { recursive: true });
+    const natsLog = join(dataDir, 'nats', 'nats.log');
+    if (existsSync(natsLog)) cpSync(natsLog, join(to, 'nats.log'));
+    return to;
+  };
+  return { stack, dataDir, identityMetricsPort, startS, cpuGroups, stop, keepLogs };
 }
 
 // ------------------------------------------------------------------- main ---
@@ -248,7 +257,7 @@ async function main(): Promise<void> {
     checkInterrupted();
     const serviceEnv = { ...limits.env, scheduler: { ...limits.env.scheduler, ...REMOTE_SERVICE_ENV.scheduler } };
     const platform = await launchPlatform('the platform for remote execution', serviceEnv);
-    await remoteBench({ report, stack: platform.stack, cpuGroups: platform.cpuGroups });
+    await remoteBench({ report, stack: platform.stack, cpuGroups: platform.cpuGroups, keepLogs: platform.keepLogs });
     await platform.stop();
   }
 }

@@ -51,6 +51,8 @@ export interface RemoteContext {
   report: Report;
   stack: Stack;
   cpuGroups: (extra?: Map<string, number[]>) => Map<string, number[]>;
+  /** Keeps the platform's logs past the run (see Platform.keepLogs); returns where. */
+  keepLogs: (why: string) => string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -474,6 +476,8 @@ export async function remoteBench(ctx: RemoteContext): Promise<void> {
   progress('waiting for the submitted jobs to run before the streaming test');
   const drained = await waitEnded(base, token, expectedEnded + warmup.result['2xx'] + accepted, 300_000, 'drain').then(() => true, (error: Error) => {
     progress(error.message);
+    // A stall is rare and the data directory goes with the run: its logs are what explains it.
+    progress(`the services' and nats-server's logs are kept in ${ctx.keepLogs('drain')}`);
     return false;
   });
 
