@@ -191,7 +191,7 @@ describe('sessions and tokens', () => {
     expect(expired.status).toBe(401);
     expect(expired.body.error.code).toBe('AUTH_EXPIRED');
 
-    const foreignKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const foreignKey = generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } }).privateKey;
     const foreign = await request(base, 'GET', '/common/me', { token: sign({ key: foreignKey, expiresIn: 60_000 }) });
     expect(foreign.status).toBe(401);
     expect(foreign.body.error.code).toBe('AUTH_INVALID');

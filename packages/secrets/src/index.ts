@@ -70,3 +70,4 @@ export function maskSecret(secret: string): string {
   const prefix = /^[a-z]{2,4}_/i.exec(secret)?.[0] ?? '';
   return `${prefix}****${secret.slice(-4)}`;
 }
+export * from './sealing.js';

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { executorV1, inventoryV1 } from '@runnerhub/contracts';
 import { deployMigrations } from '@runnerhub/db-migrate';
 import { startNats, startThrowawayPostgres, type NatsServer, type ThrowawayPostgres } from '@runnerhub/infra';
 import { createMetricsRegistry } from '@runnerhub/observability';
-import { SecretBox } from '@runnerhub/secrets';
+import { SecretBox, x25519KeyPair } from '@runnerhub/secrets';
 import { createDatabase, type InventoryDb } from '../../inventory/src/adapters/database.js';
 import { serverChangedPublisher } from '../../inventory/src/adapters/events.js';
 import { Credentials } from '../../inventory/src/domain/credentials.js';
@@ -339,7 +339,7 @@ test('inventory resolves credentials only for a server of the named organisation
   expect(noKey).toMatchObject({ code: 'VALIDATION_ERROR', field: 'reply_public_key' });
 
   // The reply carries no secret in clear.
-  const raw = await bus.nc.request('inventory.v1.servers.resolve_credentials', toBinary(inventoryV1.ResolveCredentialsRequestSchema, create(inventoryV1.ResolveCredentialsRequestSchema, { jobId: 'j2', organizationUid: orgA, serverUid: serverUids[0]!, replyPublicKey: Buffer.from(generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' }).x as string, 'base64url') })));
+  const raw = await bus.nc.request('inventory.v1.servers.resolve_credentials', toBinary(inventoryV1.ResolveCredentialsRequestSchema, create(inventoryV1.ResolveCredentialsRequestSchema, { jobId: 'j2', organizationUid: orgA, serverUid: serverUids[0]!, replyPublicKey: x25519KeyPair().publicKey })));
   expect(Buffer.from(raw.data).includes(Buffer.from(TEST_PASSWORD))).toBe(false);
 
   // Host keys: first use records, the same again is fine, another is a conflict; other organisations see nothing.

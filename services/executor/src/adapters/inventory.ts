@@ -1,16 +1,13 @@
-import { createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
 import { fromBinary } from '@bufbuild/protobuf';
 import { BusError, createClient, type Bus, type ServiceClient } from '@runnerhub/bus';
 import { inventoryV1, type executorV1 } from '@runnerhub/contracts';
+import { openSealed, x25519KeyPair, type X25519KeyPair } from '@runnerhub/secrets';
 import { LookupCache, onServerChanged } from '@runnerhub/service-kit';
 
 type JobDispatch = executorV1.JobDispatch;
 import type { HostKeyVerifier } from '../domain/host-keys.js';
 import { SshError } from '../domain/ssh-errors.js';
 import type { SshTarget } from '../domain/target.js';
-
-/** Must match inventory's sealing side (services/inventory/src/domain/reply-sealing.ts). */
-const SEALING_INFO = 'runnerhub.inventory.v1.credentials';
 
 type ServersClient = ServiceClient<(typeof inventoryV1.Servers)['method']>;
 
@@ -47,8 +44,7 @@ export class InventoryCredentials {
 
   private async resolve(dispatch: JobDispatch): Promise<SshTarget> {
     const serverUid = dispatch.target?.serverId ?? '';
-    const { privateKey, publicKey } = generateKeyPairSync('x25519');
-    const replyPublicKey = rawX25519(publicKey);
+    const replyKey = x25519KeyPair();
     const reply = await this.servers.resolveCredentials(
       {
         jobId: dispatch.jobId,
@@ -56,12 +52,12 @@ export class InventoryCredentials {
         serverUid,
         credentialId: dispatch.target?.credentialId ?? '',
         credentialVersion: dispatch.target?.credentialVersion ?? 0,
-        replyPublicKey,
+        replyPublicKey: replyKey.publicKey,
       },
       this.timeoutMs === undefined ? undefined : { timeoutMs: this.timeoutMs },
     );
     if (!reply.secret) throw new BusError('INTERNAL_ERROR', 'inventory answered without a sealed secret');
-    const secret = openSealed(privateKey, replyPublicKey, reply.secret, `${dispatch.jobId}:${serverUid}`);
+    const secret = openCredentials(replyKey, reply.secret, inventoryV1.credentialsAad(dispatch.jobId, serverUid));
     return {
       host: reply.host,
       port: reply.port || 22,
@@ -120,21 +116,9 @@ export class InventoryHostKeys {
   };
 }
 
-function rawX25519(key: KeyObject): Uint8Array {
-  return Buffer.from(key.export({ format: 'jwk' }).x as string, 'base64url');
-}
-
-function openSealed(privateKey: KeyObject, replyPublicKey: Uint8Array, sealed: inventoryV1.SealedSecret, aad: string): inventoryV1.SealedSecretPlaintext {
+function openCredentials(replyKey: X25519KeyPair, sealed: inventoryV1.SealedSecret, aad: string): inventoryV1.SealedSecretPlaintext {
   try {
-    const ephemeral = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(sealed.ephemeralPublicKey).toString('base64url') }, format: 'jwk' });
-    const shared = diffieHellman({ privateKey, publicKey: ephemeral });
-    const key = Buffer.from(hkdfSync('sha256', shared, Buffer.concat([sealed.ephemeralPublicKey, replyPublicKey]), SEALING_INFO, 32));
-    const body = Buffer.from(sealed.ciphertext);
-    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.nonce));
-    decipher.setAAD(Buffer.from(aad));
-    decipher.setAuthTag(body.subarray(body.length - 16));
-    const plaintext = Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]);
-    return fromBinary(inventoryV1.SealedSecretPlaintextSchema, plaintext);
+    return fromBinary(inventoryV1.SealedSecretPlaintextSchema, openSealed(replyKey, sealed, aad, inventoryV1.CREDENTIALS_SEALING_INFO));
   } catch (error) {
     throw new BusError('INTERNAL_ERROR', `the sealed credential could not be opened: ${(error as Error).message}`);
   }

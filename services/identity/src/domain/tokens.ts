@@ -44,13 +44,14 @@ export class TokenIssuer {
   static async load(db: IdentityDb, box: SecretBox, settings: TokenSettings): Promise<TokenIssuer> {
     let key = await db.signingKey.findFirst({ where: { retiredAt: null }, orderBy: { createdAt: 'desc' } });
     if (!key) {
-      const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+      // Encoded by the generator: exporting a generated KeyObject can deadlock Node 20 (see x25519KeyPair in @runnerhub/secrets).
+      const { publicKey, privateKey } = generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
       key = await db.signingKey.create({
         data: {
           kid: randomUUID(),
           algorithm: TOKEN_ALGORITHM,
-          publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-          privateKeySealed: box.seal(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()),
+          publicKeyPem: publicKey,
+          privateKeySealed: box.seal(privateKey),
           sealingKeyId: box.currentKeyId,
         },
       });

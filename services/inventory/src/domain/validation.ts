@@ -1,4 +1,5 @@
 import { BusError } from '@runnerhub/bus';
+import { x25519PublicKey } from '@runnerhub/secrets';
 
 export const STATUSES = ['active', 'inactive'] as const;
 export const NODE_TYPES = ['Remote', 'Socket'] as const;
@@ -69,4 +70,13 @@ export function validateNodeType(nodeType: string): NodeType {
   const value = nodeType || 'Remote';
   if (!(NODE_TYPES as readonly string[]).includes(value)) throw BusError.validation(`type must be one of ${NODE_TYPES.join(', ')}`, 'type');
   return value as NodeType;
+}
+
+/** A requester's reply key for sealed credentials: a raw 32-byte X25519 public key. */
+export function validateReplyKey(raw: Uint8Array, field: string): void {
+  try {
+    x25519PublicKey(raw);
+  } catch {
+    throw BusError.validation(`${field} must be a raw 32-byte X25519 public key`, field);
+  }
 }

@@ -1,10 +1,11 @@
 import { toBinary, create } from '@bufbuild/protobuf';
 import { BusError, implement, type Registration } from '@runnerhub/bus';
 import { inventoryV1 } from '@runnerhub/contracts';
-import { sealToPublicKey, x25519PublicKey } from '../domain/reply-sealing.js';
+import { sealTo } from '@runnerhub/secrets';
 import type { OrganizationAccess } from '@runnerhub/service-kit';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { pemRefOf, type Servers } from '../domain/servers.js';
+import { validateReplyKey } from '../domain/validation.js';
 import { requireCaller } from './caller.js';
 import { pageOf, recordKey, toServerMessage } from './mapping.js';
 
@@ -39,7 +40,7 @@ export function serversHandlers(servers: Servers, access: OrganizationAccess): R
     // only executor users publish to this subject (see executor.proto).
     async resolveCredentials(request) {
       if (!request.jobId) throw BusError.validation('job_id is required', 'job_id');
-      x25519PublicKey(request.replyPublicKey, 'reply_public_key');
+      validateReplyKey(request.replyPublicKey, 'reply_public_key');
       if (request.credentialId && request.credentialId !== request.serverUid) throw BusError.notFound('credential');
       const resolved = await servers.resolveCredential(request.organizationUid, request.serverUid);
       const plaintext = toBinary(inventoryV1.SealedSecretPlaintextSchema, create(inventoryV1.SealedSecretPlaintextSchema, { password: resolved.password, privateKey: resolved.privateKey }));
@@ -49,7 +50,7 @@ export function serversHandlers(servers: Servers, access: OrganizationAccess): R
         username: resolved.username,
         authType: resolved.authType,
         hostKeyFingerprint: resolved.hostKeyFingerprint,
-        secret: sealToPublicKey(request.replyPublicKey, plaintext, `${request.jobId}:${request.serverUid}`),
+        secret: sealTo(request.replyPublicKey, plaintext, inventoryV1.credentialsAad(request.jobId, request.serverUid), inventoryV1.CREDENTIALS_SEALING_INFO),
       };
     },
     // Executor-only, like recordHostKey.
