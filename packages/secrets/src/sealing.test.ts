@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { diffieHellman } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { transformSync } from '@swc/core';
+import { runNodeScript, writeNodeModule } from '@runnerhub/infra';
 import { openSealed, sealTo, x25519KeyPair, x25519PublicKey } from './sealing.js';
 
 const INFO = 'runnerhub.test.sealing';
@@ -52,11 +51,7 @@ test('a public key that is not 32 raw bytes is refused', () => {
 test('sealing many secrets under garbage-collection pressure never deadlocks', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rh-sealing-'));
   try {
-    const compiled = transformSync(readFileSync(new URL('./sealing.ts', import.meta.url), 'utf8'), {
-      jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
-      module: { type: 'es6' },
-    });
-    writeFileSync(join(dir, 'sealing.mjs'), compiled.code);
+    await writeNodeModule(new URL('./sealing.ts', import.meta.url), join(dir, 'sealing.mjs'));
     writeFileSync(
       join(dir, 'loop.mjs'),
       `import { openSealed, sealTo, x25519KeyPair } from './sealing.mjs';
@@ -71,13 +66,8 @@ test('sealing many secrets under garbage-collection pressure never deadlocks', a
       }
       console.log('done');`,
     );
-    const child = spawn(process.execPath, [join(dir, 'loop.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let output = '';
-    child.stdout.on('data', (data: Buffer) => (output += data.toString()));
-    const watchdog = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    const exit = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    clearTimeout(watchdog);
-    expect({ exit, output: output.trim() }).toEqual({ exit: 0, output: 'done' });
+    const run = await runNodeScript(join(dir, 'loop.mjs'), 45_000);
+    expect({ timedOut: run.timedOut, code: run.code, stdout: run.stdout.trim(), stderr: run.stderr }).toEqual({ timedOut: false, code: 0, stdout: 'done', stderr: '' });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

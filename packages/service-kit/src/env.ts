@@ -12,6 +12,7 @@ export function commonEnv(defaults: { metricsPort: number }) {
     HEALTH_CHECK_TIMEOUT_MS: env.int('Timeout of each dependency check in a health check', 1_000, 1),
     ACCESS_CACHE_MS: env.int("How long a caller's granted role in an organisation is reused before identity is asked again (a change in identity drops it at once); 0 = ask every time", 5_000, 0),
     SHUTDOWN_GRACE_MS: env.int('How long a stopping service waits for in-flight work before it exits', 10_000, 0),
+    MAIN_THREAD_STALL_MS: env.int('A service whose main thread has not run for this long (a deadlock, an endless loop) ends itself, for its supervisor to restart it; 0 = never', 30_000, 0),
   };
 }
 

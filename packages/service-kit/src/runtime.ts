@@ -5,6 +5,7 @@ import { Health } from '@runnerhub/contracts';
 import { createLogger, createMetricsRegistry, startMetricsServer, startTelemetry, type Logger, type Telemetry } from '@runnerhub/observability';
 import type { CommonEnv } from './env.js';
 import { checkHealth, type DependencyCheck } from './health.js';
+import { startWatchdog } from './watchdog.js';
 
 type CommonConfig = ConfigOf<CommonEnv>;
 
@@ -84,7 +85,8 @@ export async function startService<S extends EnvShape>(definition: ServiceDefini
 
 /**
  * The entry point of a service process: starts it, stops it cleanly on
- * SIGTERM/SIGINT, and turns start-up failures into one clear line.
+ * SIGTERM/SIGINT, turns start-up failures into one clear line, and ends it
+ * when its main thread stops running (see startWatchdog).
  */
 export async function runService<S extends EnvShape>(definition: ServiceDefinition<S>): Promise<void> {
   let running: RunningService;
@@ -95,6 +97,8 @@ export async function runService<S extends EnvShape>(definition: ServiceDefiniti
     process.stderr.write(`${definition.name}: ${message}\n`);
     process.exit(1);
   }
+  const { MAIN_THREAD_STALL_MS } = running.runtime.config;
+  if (MAIN_THREAD_STALL_MS > 0) startWatchdog({ stallMs: MAIN_THREAD_STALL_MS, service: definition.name });
   const shutdown = (signal: string) => {
     const grace = setTimeout(() => {
       process.stderr.write(`${definition.name}: still stopping after ${running.runtime.config.SHUTDOWN_GRACE_MS} ms, exiting\n`);
