@@ -1,6 +1,7 @@
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { DependencyHealthSchema, HealthCheckResponseSchema } from '@runnerhub/contracts';
+import { withTimeout } from './timeout.js';
 
 /** A dependency a service cannot work without, checked on every health request. */
 export interface DependencyCheck {
@@ -8,18 +9,10 @@ export interface DependencyCheck {
   check(): Promise<void>;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 async function runCheck(dependency: DependencyCheck, timeoutMs: number): Promise<MessageInitShape<typeof DependencyHealthSchema>> {
   const started = performance.now();
   try {
-    await withTimeout(dependency.check(), timeoutMs);
+    await withTimeout(dependency.check(), timeoutMs, () => new Error(`no answer within ${timeoutMs} ms`));
     return { name: dependency.name, status: 'healthy', message: '', latencyMs: performance.now() - started };
   } catch (error) {
     return { name: dependency.name, status: 'unhealthy', message: (error as Error).message, latencyMs: performance.now() - started };

@@ -5,3 +5,4 @@ export { runService, startService, type RunningService, type ServiceDefinition, 
 export { GroupCommit } from './group-commit.js';
 export { LookupCache } from './lookup-cache.js';
 export { onServerChanged, serverChangedSubject } from './server-changes.js';
+export { withTimeout } from './timeout.js';

@@ -33,17 +33,11 @@ setInterval(() => {
  * bus subscriptions and answers nothing, which is worse than a crash, since a
  * supervisor (compose's restart policy) restarts a process that ended. The
  * main thread counts beats into shared memory; a worker thread checks them.
- * Returns a function that stops watching.
  */
-export function startWatchdog({ stallMs, service }: WatchdogOptions): () => void {
+export function startWatchdog({ stallMs, service }: WatchdogOptions): void {
   const checkMs = Math.max(10, Math.floor(stallMs / 10));
   const beats = new Int32Array(new SharedArrayBuffer(4));
-  const beat = setInterval(() => Atomics.add(beats, 0, 1), checkMs);
-  beat.unref();
+  setInterval(() => Atomics.add(beats, 0, 1), checkMs).unref();
   const worker = new Worker(WATCHER, { eval: true, workerData: { beats, stallMs, checkMs, service } });
   worker.unref();
-  return () => {
-    clearInterval(beat);
-    void worker.terminate();
-  };
 }

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, ClientChannel } from 'ssh2';
+import { withTimeout } from '@runnerhub/service-kit';
 import type { HostKeyVerifier } from '../domain/host-keys.js';
 import type { Launch } from '../domain/remote-program.js';
 import { SshError } from '../domain/ssh-errors.js';
@@ -135,7 +136,12 @@ export class SshPool {
       const entry = this.entryFor(target);
       const connection = await this.acquire(entry, options.urgent ?? false);
       try {
-        const channel = await this.startWithin(entry, this.start(entry, connection, typeof command === 'function' ? command(entry.loginShell) : command));
+        const started = this.start(entry, connection, typeof command === 'function' ? command(entry.loginShell) : command);
+        const channel = await withTimeout(started, this.settings.startTimeoutMs, () => {
+          // A late one is closed: nobody will read it.
+          void started.then((late) => late.close(), () => undefined);
+          return new SshError('CHANNEL_OPEN_FAILED', `${serverOf(target)} did not start the command within ${this.settings.startTimeoutMs} ms`);
+        });
         this.counters.channelsOpened++;
         channel.once('close', () => this.release(entry, connection));
         return channel;
@@ -166,26 +172,6 @@ export class SshPool {
     const channel = await execOn(connection.client, ready ?? (await openSession(connection.client)), command);
     if (ready) this.counters.channelsPreopened++;
     return channel;
-  }
-
-  /** The started channel, or CHANNEL_OPEN_FAILED once startTimeoutMs passed without one; a late one is closed. */
-  private startWithin(entry: Entry, started: Promise<ClientChannel>): Promise<ClientChannel> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        void started.then((channel) => channel.close(), () => undefined);
-        reject(new SshError('CHANNEL_OPEN_FAILED', `${serverOf(entry.target)} did not start the command within ${this.settings.startTimeoutMs} ms`));
-      }, this.settings.startTimeoutMs);
-      started.then(
-        (channel) => {
-          clearTimeout(timer);
-          resolve(channel);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      );
-    });
   }
 
   /**

@@ -5,6 +5,7 @@ import type { ClientContext, Redis, Result } from 'ioredis';
 import { Counter, type Registry } from 'prom-client';
 import { BusError } from '@runnerhub/bus';
 import type { ConfigOf } from '@runnerhub/config';
+import { withTimeout } from '@runnerhub/service-kit';
 import type { rateLimitEnv } from '../config.js';
 
 declare module 'fastify' {
@@ -60,14 +61,6 @@ table.insert(state, 1, refused)
 return state
 `;
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`redis did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 export class RateLimiter {
   constructor(private readonly redis: Redis, private readonly timeoutMs: number) {
     redis.defineCommand('rateLimitConsume', { lua: CONSUME });
@@ -76,7 +69,7 @@ export class RateLimiter {
   /** Counts one request in every bucket, or in none when any is exhausted; the verdict is the most restrictive bucket's. */
   async consume(buckets: Bucket[]): Promise<Verdict> {
     const args = buckets.flatMap((b) => [b.limit, b.windowMs]);
-    const [refused, ...state] = await withTimeout(this.redis.rateLimitConsume(buckets.length, ...buckets.map((b) => b.key), ...args), this.timeoutMs);
+    const [refused, ...state] = await withTimeout(this.redis.rateLimitConsume(buckets.length, ...buckets.map((b) => b.key), ...args), this.timeoutMs, () => new Error(`redis did not answer within ${this.timeoutMs} ms`));
     const verdicts = buckets.map((b, i) => ({ limit: b.limit, remaining: Math.max(0, b.limit - state[2 * i]!), resetMs: state[2 * i + 1]! }));
     // Fewest remaining wins; on a tie the later reset, so Retry-After covers every exhausted bucket.
     const tightest = verdicts.reduce((a, v) => (v.remaining < a.remaining || (v.remaining === a.remaining && v.resetMs > a.resetMs) ? v : a));
